@@ -1,0 +1,36 @@
+"""CIFAR-10, python version: the official archive and its reader."""
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.download import RemoteFile
+from pipeline.errors import DataError
+
+ARCHIVE = RemoteFile(url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                     md5="c58f30108f718f92721af3b95e74349a")
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def read_split(archive: str | Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 (N, 3, 32, 32), labels int64 (N,)) of 'train' or 'test', read inside the tar."""
+    members = TRAIN_BATCHES if split == "train" else ("test_batch",)
+    images, labels = [], []
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for name in members:
+                fh = tar.extractfile(f"cifar-10-batches-py/{name}")
+                if fh is None:
+                    raise KeyError(name)
+                batch = pickle.load(fh, encoding="bytes")
+                images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+                labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
+    except (tarfile.TarError, KeyError, EOFError, pickle.UnpicklingError, OSError) as exc:
+        raise DataError(f"{archive}: not a readable CIFAR-10 python archive ({exc.__class__.__name__}: {exc}); "
+                        "delete it and run the stage again to download it afresh") from None
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))

@@ -1,0 +1,226 @@
+"""The one training engine every experiment uses.
+
+The whole dataset sits on the device; an epoch is a device-side permutation cut
+into index slices. An optimiser step may span several micro-batches (gradient
+accumulation) whose gradients add up to exactly the large batch's. After every
+epoch: validation, a history record, the best state by a named metric, a resume
+checkpoint. The engine knows nothing of files beyond that checkpoint, nor of
+MLflow: the stage passes `on_epoch`.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from pipeline.device import autocast
+from pipeline.errors import ParamError, TrainingDiverged
+from pipeline.files import atomic_torch_save
+from pipeline.params import bounds
+
+Prepare = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor]]
+Metrics = Callable[[Tensor, Tensor], dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(metadata=bounds(ge=1))
+    batch_size: int = field(metadata=bounds(ge=1))              # samples per optimiser step
+    lr: float = field(metadata=bounds(gt=0))
+    weight_decay: float = field(default=0.0, metadata=bounds(ge=0))
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = field(default=0.9, metadata=bounds(ge=0, lt=1))  # sgd only
+    schedule: Literal["constant", "cosine"] = "constant"        # per optimiser step
+    accumulate: int = field(default=1, metadata=bounds(ge=1))   # micro-batches per step
+    monitor: str = "val_loss"                                   # history key picking the best epoch
+    mode: Literal["min", "max"] = "min"
+
+    def validate(self, key: str) -> None:
+        if self.accumulate > self.batch_size:
+            raise ParamError(f"{key}.accumulate: {self.accumulate} micro-batches cannot split a batch of "
+                             f"{self.batch_size}; use at most batch_size")
+
+
+@dataclass
+class Split:
+    """Inputs and targets of one split, already on the training device."""
+    inputs: Tensor
+    targets: Tensor
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_state: dict[str, Tensor]
+    best_epoch: int
+    best_value: float
+    resumed_from: int = 0          # epochs already done when this call started
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cfg: TrainConfig, *,
+        seed: int = 0, prepare: Prepare | None = None, metrics: Metrics | None = None,
+        amp_dtype: torch.dtype | None = None, on_epoch: Callable[[dict], None] | None = None,
+        resume_dir: Path | None = None, progress: bool | None = None) -> FitResult:
+    device = train.inputs.device
+    prepare = prepare or (lambda x, y, training: (x, y))
+    opt = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    sched = _scheduler(opt, cfg, steps_per_epoch)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    state = {"epoch": 0, "history": [], "best_state": None, "best_epoch": 0,
+             "best_value": math.inf if cfg.mode == "min" else -math.inf}
+    ckpt = resume_dir / "last.pt" if resume_dir else None
+    if ckpt is not None and ckpt.exists():
+        state = _load_resume(ckpt, model, opt, sched, gen, device)
+    start = state["epoch"]
+    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, unit="epoch",
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        train_loss = _train_epoch(model, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch)
+        record = {"epoch": epoch + 1, "train_loss": train_loss}
+        if val is not None:
+            record.update(evaluate(model, val, loss_fn, cfg.batch_size, prepare, metrics, amp_dtype, "val_"))
+        seconds = time.perf_counter() - t0
+        record.update(lr=opt.param_groups[0]["lr"], epoch_seconds=seconds,
+                      samples_per_second=len(train) / seconds)
+        value = _monitored(record, cfg)
+        if _better(value, state["best_value"], cfg.mode) or state["best_state"] is None:
+            state.update(best_value=value, best_epoch=epoch + 1,
+                         best_state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if ckpt is not None:
+            _save_resume(ckpt, state, model, opt, sched, gen)
+        if on_epoch is not None:
+            on_epoch(record)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
+    return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start)
+
+
+def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen, prepare, amp_dtype,
+                 epoch: int) -> float:
+    n = len(data)
+    perm = torch.randperm(n, device=data.inputs.device, generator=gen)
+    total = torch.zeros((), device=data.inputs.device)
+    for step, start in enumerate(range(0, n, cfg.batch_size)):
+        idx = perm[start:start + cfg.batch_size]
+        opt.zero_grad(set_to_none=True)
+        for micro in idx.tensor_split(min(cfg.accumulate, len(idx))):
+            x, y = prepare(data.inputs[micro], data.targets[micro], True)
+            with autocast(x.device, amp_dtype):
+                loss = loss_fn(model(x), y)
+            # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
+            (loss * (len(micro) / len(idx))).backward()
+            total += loss.detach().float() * len(micro)
+        opt.step()
+        if sched is not None:
+            sched.step()
+        if step % 50 == 49 and not torch.isfinite(total):
+            _diverged(total, epoch, step, cfg)
+    mean = (total / n).item()
+    if not math.isfinite(mean):
+        _diverged(total, epoch, math.ceil(n / cfg.batch_size) - 1, cfg)
+    return mean
+
+
+def _diverged(total: Tensor, epoch: int, step: int, cfg: TrainConfig):
+    raise TrainingDiverged(f"training loss became {total.item()} at epoch {epoch + 1}, step {step + 1}: "
+                           f"lower the learning rate (now {cfg.lr:g}) or check the inputs for NaN")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: Tensor, batch_size: int, prepare: Prepare | None = None,
+            amp_dtype: torch.dtype | None = None) -> Tensor:
+    """Model outputs for all `inputs`, in order, in eval mode (float32)."""
+    model.eval()
+    outs = []
+    dummy = inputs.new_zeros(0)
+    for start in range(0, inputs.shape[0], batch_size):
+        x = inputs[start:start + batch_size]
+        if prepare is not None:
+            x, _ = prepare(x, dummy, False)
+        with autocast(x.device, amp_dtype):
+            outs.append(model(x).float())
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Split, loss_fn, batch_size: int, prepare: Prepare | None = None,
+             metrics: Metrics | None = None, amp_dtype=None, prefix: str = "") -> dict[str, float]:
+    """Mean loss (and metrics) over a whole split."""
+    prepare = prepare or (lambda x, y, training: (x, y))
+    model.eval()
+    outs, targets = [], []
+    for start in range(0, len(data), batch_size):
+        x, y = prepare(data.inputs[start:start + batch_size], data.targets[start:start + batch_size], False)
+        with autocast(x.device, amp_dtype):
+            outs.append(model(x).float())
+        targets.append(y)
+    out, tgt = torch.cat(outs), torch.cat(targets)
+    result = {"loss": loss_fn(out, tgt)}
+    if metrics is not None:
+        result.update(metrics(out, tgt))
+    return {prefix + k: float(v) for k, v in result.items()}
+
+
+def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.schedule == "constant":
+        return None
+    total = cfg.epochs * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+
+
+def _monitored(record: dict, cfg: TrainConfig) -> float:
+    if cfg.monitor not in record:
+        raise ParamError(f"monitor: {cfg.monitor!r} is not in the training history; "
+                         f"choose one of {', '.join(k for k in record if k != 'epoch')}")
+    return record[cfg.monitor]
+
+
+def _better(value: float, best: float, mode: str) -> bool:
+    return value < best if mode == "min" else value > best
+
+
+def _save_resume(path: Path, state: dict, model, opt, sched, gen) -> None:
+    atomic_torch_save({
+        **state, "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }, path)
+
+
+def _load_resume(path: Path, model, opt, sched, gen, device) -> dict:
+    blob = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(blob["model"])
+    opt.load_state_dict(blob["optimizer"])
+    if sched is not None and blob["scheduler"] is not None:
+        sched.load_state_dict(blob["scheduler"])
+    gen.set_state(blob["generator"].cpu() if device.type == "cpu" else blob["generator"])
+    torch.set_rng_state(blob["torch_rng"].cpu())
+    if blob["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in blob["cuda_rng"]])
+    best = blob["best_state"]
+    return {"epoch": blob["epoch"], "history": blob["history"], "best_epoch": blob["best_epoch"],
+            "best_value": blob["best_value"],
+            "best_state": {k: v.cpu() for k, v in best.items()} if best is not None else None}

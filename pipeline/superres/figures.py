@@ -1,0 +1,70 @@
+"""Figures of the super-resolution results (matplotlib Figures; the caller saves or logs them)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+from pipeline.superres.features import downsample  # noqa: E402
+from pipeline.superres.models import interpolate  # noqa: E402
+
+
+def _show(ax, img: Tensor, title: str | None = None, cmap=None):
+    ax.imshow(img.permute(1, 2, 0).numpy() if img.ndim == 3 else img.numpy(), cmap=cmap,
+              vmin=0, vmax=255 if img.ndim == 3 else 64, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def comparison_grid(hr: Tensor, upscaled: dict[str, Tensor], names: tuple[str, ...], factor: int,
+                    methods: tuple[str, ...], errors: tuple[str, ...] = ()) -> plt.Figure:
+    """Rows = images; columns = original, low-res (nearest), each method, |error| of some methods."""
+    low = interpolate(downsample(hr, factor), factor, "nearest")
+    cols = 2 + len(methods) + len(errors)
+    fig, axes = plt.subplots(len(names), cols, figsize=(1.6 * cols, 1.7 * len(names)), squeeze=False)
+    for i, name in enumerate(names):
+        row = axes[i]
+        _show(row[0], hr[i], "original" if i == 0 else None)
+        _show(row[1], low[i], f"low-res (1/{factor})" if i == 0 else None)
+        for j, m in enumerate(methods):
+            _show(row[2 + j], upscaled[m][i], m if i == 0 else None)
+        for j, m in enumerate(errors):
+            err = (upscaled[m][i].float() - hr[i].float()).abs().mean(0)
+            _show(row[2 + len(methods) + j], err, f"|error| {m}" if i == 0 else None, cmap="magma")
+        row[0].set_ylabel(name.split(":")[-1], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Train and validation MSE per epoch, one colour per variant, log scale."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, (name, h) in enumerate(histories.items()):
+        colour = f"C{i}"
+        ax.plot(h["epoch"], h["train_loss"], color=colour, ls="--", label=f"{name} train")
+        ax.plot(h["epoch"], h["val_loss"], color=colour, label=f"{name} validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (pixel values in [0, 1])")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def psnr_bars(summary: dict, key: str = "holdout_psnr") -> plt.Figure:
+    """PSNR of every method at 2x and 4x."""
+    fig, axes = plt.subplots(1, len(summary), figsize=(5 * len(summary), 3.2), squeeze=False)
+    for ax, (factor, methods) in zip(axes[0], summary.items()):
+        names = list(methods)
+        ax.barh(names, [methods[m].get(key, float("nan")) for m in names], color="C0")
+        lo = min(methods[m].get(key, 99) for m in names)
+        ax.set_xlim(lo - 2, None)
+        ax.set_title(f"{factor}: {key.replace('_', ' ')} (dB)", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig

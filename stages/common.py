@@ -1,0 +1,53 @@
+"""What every stage does first: read params.yaml, validate, pick the device; one-line errors."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from pipeline.errors import ParamError, PipelineError
+from pipeline.params import load_params, parse, to_dict
+from pipeline.settings import Settings, settings_from
+
+T = TypeVar("T")
+RESUME_ROOT = Path(".cache/resume")
+
+
+def load_section(name: str, cls: type[T], path: str = "params.yaml") -> tuple[Settings, T]:
+    """The shared settings and the experiment's validated section, at the configured scale."""
+    params = load_params(path)
+    settings = settings_from(params)
+    if name not in params:
+        raise ParamError(f"{name}: section missing from {path}")
+    cfg = parse(cls, params[name], key=name)
+    return settings, cfg.at_scale(settings.scale)
+
+
+def resume_dir(stage: str, config, inputs: tuple[Path, ...] = ()) -> Path:
+    """A git-ignored folder for resume checkpoints, keyed by stage, params and input bytes."""
+    h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True, default=str).encode())
+    for path in inputs:
+        with open(path, "rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return RESUME_ROOT / f"{stage.replace('@', '-')}-{h.hexdigest()[:16]}"
+
+
+def run(main: Callable[[list[str]], None], usage: str) -> None:
+    """Call main(argv); a PipelineError becomes one line on stderr and exit status 2."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage, file=sys.stderr)
+        sys.exit(0 if argv else 2)
+    try:
+        main(argv)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def choose(table: dict[str, Callable], name: str, what: str) -> Callable:
+    if name not in table:
+        raise ParamError(f"{what} {name!r} has no stage of this kind; choose one of {', '.join(table)}")
+    return table[name]

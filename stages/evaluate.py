@@ -1,0 +1,95 @@
+"""Evaluate an experiment's trained models: `python -m stages.evaluate <experiment>`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from pipeline.device import pick_device, seed_everything
+from pipeline.errors import DataError
+from pipeline.files import atomic_path, atomic_torch_save, write_json
+from pipeline.params import flatten, to_dict
+from pipeline.superres import figures
+from pipeline.superres.config import SuperresConfig
+from pipeline.superres.evaluation import score, summary, upscale_all
+from pipeline.superres.models import build_model
+from pipeline.tracking import stage_run
+from stages.common import choose, load_section, run
+from stages.features import SUPERRES_OUT
+from stages.train import load_features
+
+SR_METRICS, SR_FIGURES = Path("metrics/superres"), Path("figures/superres")
+SR_UPSCALED = Path("data/eval/superres/upscaled.pt")
+
+
+def superres(argv: list[str]) -> None:
+    settings, cfg = load_section("superres", SuperresConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    feats = load_features(SUPERRES_OUT)
+    models = {name: (load_superres_model(name, v).to(device), v.factor) for name, v in cfg.variants.items()}
+    sets = {"train_images": (feats["hr"], feats["names"]), "holdout": (feats["holdout"], feats["holdout_names"])}
+    upscaled, tables = {}, []
+    for set_name, (hr, names) in sets.items():
+        if len(names):
+            up = upscale_all(hr.to(device), models)
+            upscaled[set_name] = {f: {m: t.cpu() for m, t in d.items()} for f, d in up.items()}
+            tables.append(score(hr.to(device), up, names, set_name))
+    per_image = pd.concat(tables, ignore_index=True)
+    result = summary(per_image)
+    write_json(result, SR_METRICS / "eval.json")
+    with atomic_path(SR_METRICS / "per_image.csv") as tmp:
+        per_image.to_csv(tmp, index=False)
+    atomic_torch_save(upscaled, SR_UPSCALED)
+    figs = superres_figures(feats, upscaled, result, cfg)
+    with stage_run("superres", "superres_evaluate", flatten({"variants": to_dict(dict(cfg.variants))})) as tracker:
+        tracker.log_metrics(flatten(result))
+        for name, fig in figs.items():
+            save_figure(fig, SR_FIGURES / name)
+            tracker.log_figure(fig, name)
+            plt.close(fig)
+    for f, methods in result.items():
+        best = max(methods, key=lambda m: methods[m].get("holdout_psnr", methods[m]["psnr"]))
+        print(f"superres {f}: best on hold-out {best} "
+              f"{methods[best].get('holdout_psnr', float('nan')):.2f} dB, bicubic {methods['bicubic'].get('holdout_psnr', float('nan')):.2f} dB")
+
+
+def load_superres_model(name: str, variant) -> torch.nn.Module:
+    path = Path("models/superres") / f"{name}.pt"
+    if not path.exists():
+        raise DataError(f"{path}: missing; run `dvc repro superres_train@{name}` first")
+    model = build_model(variant.factor, variant.target, variant.hidden, variant.residual)
+    model.load_state_dict(torch.load(path, weights_only=False)["state_dict"])
+    return model
+
+
+def superres_figures(feats: dict, upscaled: dict, result: dict, cfg: SuperresConfig) -> dict:
+    two = [n for n, v in cfg.variants.items() if v.factor == 2]
+    four = [n for n, v in cfg.variants.items() if v.factor == 4]
+    out = {"psnr.png": figures.psnr_bars(result)}
+    for set_name, key in (("train_images", "hr"), ("holdout", "holdout")):
+        if set_name in upscaled:
+            names = feats[f"{'' if key == 'hr' else 'holdout_'}names"]
+            up = upscaled[set_name]
+            out[f"grid_x2_{set_name}.png"] = figures.comparison_grid(
+                feats[key], up[2], names, 2, ("bicubic", *two), ("bicubic", *two[-1:]))
+            out[f"grid_x4_{set_name}.png"] = figures.comparison_grid(
+                feats[key], up[4], names, 4, ("bicubic", *[f"{n} x2 twice" for n in two[-1:]], *four),
+                ("bicubic", *four[-1:]))
+    return out
+
+
+def save_figure(fig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def main(argv: list[str]) -> None:
+    choose({"superres": superres}, argv[0], "experiment")(argv[1:])
+
+
+if __name__ == "__main__":
+    run(main, "usage: python -m stages.evaluate <experiment>")

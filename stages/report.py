@@ -1,0 +1,30 @@
+"""Render an experiment's report: `python -m stages.report <experiment>`.
+
+reports/<experiment>.py (jupytext) -> reports/<experiment>.ipynb (papermill) -> reports/<experiment>.html
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import ParamError
+from pipeline.params import load_params
+from pipeline.report import render
+from pipeline.settings import settings_from
+from stages.common import run
+
+REPORTS = Path("reports")
+EXPERIMENTS = ("superres",)
+
+
+def main(argv: list[str]) -> None:
+    name = argv[0]
+    if name not in EXPERIMENTS:
+        raise ParamError(f"report {name!r}: no such report; choose one of {', '.join(EXPERIMENTS)}")
+    settings = settings_from(load_params())
+    render(REPORTS / f"{name}.py", REPORTS / f"{name}.ipynb", REPORTS / f"{name}.html",
+           {"scale": settings.scale, "root": "."}, cwd=Path.cwd())
+    print(f"report {name}: {REPORTS / f'{name}.html'}")
+
+
+if __name__ == "__main__":
+    run(main, "usage: python -m stages.report <experiment>")
