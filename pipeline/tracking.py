@@ -68,9 +68,11 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object]) -> Iter
     """One MLflow run for one stage execution; closed as FAILED if the stage raises."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    # resolve both before set_tracking_uri, which writes MLFLOW_TRACKING_URI into os.environ
+    uri, location = tracking_uri(), artifact_location(experiment)
+    mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=artifact_location(experiment))
+        mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
     run_name = os.environ.get("DVC_STAGE", stage)
     with mlflow.start_run(run_name=run_name, tags=run_tags(stage)) as run:

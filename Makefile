@@ -1,0 +1,33 @@
+# Quick start (see README):  make repro   - set up .venv/ and run the whole pipeline (dvc repro)
+#                            make test    - set up .venv/ and run the test suite
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+# Stage commands in dvc.yaml say `python`: make it the environment's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: repro test env lock clean
+
+repro: env
+	$(BIN)/dvc repro
+
+test: env
+	$(BIN)/python -m pytest
+
+env: $(VENV)/.installed
+
+# The environment is rebuilt whenever the lockfile changes.
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	touch $@
+
+# Re-resolve the pinned versions from pyproject.toml (needs the network).
+lock: env
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .cache

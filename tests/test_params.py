@@ -1,0 +1,115 @@
+"""params.yaml validation: each kind of bad value stops with one line naming the key."""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.errors import ParamError
+from pipeline.params import load_params, parse
+from pipeline.settings import settings_from
+from pipeline.superres.config import SuperresConfig
+
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def params() -> dict:
+    return load_params(ROOT / "params.yaml")
+
+
+def test_the_real_params_file_parses(params):
+    settings = settings_from(params)
+    cfg = parse(SuperresConfig, params["superres"], "superres")
+    assert settings.scale in ("full", "smoke")
+    assert cfg.variants["literal"].hidden == (64, 128) and cfg.variants["literal"].target == "pixel"
+    assert cfg.train.epochs == 50 and len(cfg.images.names) == 10
+
+
+def test_smoke_scale_shrinks_data_and_epochs(params):
+    cfg = parse(SuperresConfig, params["superres"], "superres").at_scale("smoke")
+    assert cfg.images.size == 32 and len(cfg.images.names) == 3 and cfg.train.epochs == 2
+
+
+def _set(section: dict, dotted: str, value):
+    node = section
+    *path, last = dotted.split(".")
+    for k in path:
+        node = node[k]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+
+
+_DELETE = object()
+
+BAD = [
+    ("train.lrr", 0.1, "superres.train.lrr: unknown key; allowed keys: epochs, batch_size, lr"),
+    ("train.epochs", _DELETE, "superres.train.epochs: missing; expected a whole number"),
+    ("train.epochs", 2.5, "superres.train.epochs: must be a whole number, got 2.5"),
+    ("train.epochs", 0, "superres.train.epochs: must be at least 1, got 0"),
+    ("train.lr", -0.001, "superres.train.lr: must be greater than 0, got -0.001"),
+    ("train.lr", "fast", "superres.train.lr: must be a number, got 'fast'"),
+    ("train.optimizer", "adamax", "superres.train.optimizer: 'adamax' is not allowed; choose one of adam, adamw, sgd"),
+    ("train.accumulate", 512, "superres.train.accumulate: 512 micro-batches cannot split a batch of 256"),
+    ("variants.literal.factor", 3, "superres.variants.literal.factor: 3 is not allowed; choose one of 2, 4"),
+    ("variants.literal.residual", "no", "superres.variants.literal.residual: must be true or false, got 'no'"),
+    ("variants.literal.hidden", [64, 0], "superres.variants.literal.hidden[1]: must be at least 1, got 0"),
+    ("variants.literal.hidden", [], "superres.variants.literal.hidden: needs at least 1 item(s), got 0"),
+    ("images.size", 30, "superres.images.size: must be divisible by 4"),
+    ("images.names", ["skimage:astronaut", "skimage:lena"], "superres.images.names[1]: 'skimage:lena' is not a known image"),
+    ("features.split", [0.7, 0.2, 0.2], "superres.features.split: train/test/validation fractions must add up to 1"),
+    ("features.split", [0.7, 0.3], "superres.features.split: needs at least 3 item(s), got 2"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", BAD, ids=[b[0] + "=" + repr(b[1])[:12] for b in BAD])
+def test_bad_values_name_the_key_and_what_is_allowed(params, key, value, message):
+    section = copy.deepcopy(params["superres"])
+    _set(section, key, value)
+    with pytest.raises(ParamError) as err:
+        parse(SuperresConfig, section, "superres")
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"device": "gpu"}, "device: 'gpu' is not allowed; choose one of auto, cpu, cuda, cuda:N, mps"),
+    ({"precision": "fp16"}, "precision: 'fp16' is not allowed; choose one of auto, fp32, bf16"),
+    ({"seed": -1}, "seed: must be at least 0, got -1"),
+    ({"scale": "tiny"}, "scale: 'tiny' is not allowed; choose one of full, smoke"),
+    ({"data": {"mirorr": "x"}}, "data.mirorr: unknown key; allowed keys: mirror"),
+])
+def test_bad_global_settings(raw, message):
+    with pytest.raises(ParamError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        settings_from(raw)
+
+
+def test_a_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, params):
+    bad = copy.deepcopy(params)
+    bad["superres"]["train"]["lr"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "stages.features", "superres"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: superres.train.lr: must be greater than 0, got 0.0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_unknown_experiment_and_variant_are_named(tmp_path, params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = lambda *a: subprocess.run([sys.executable, "-m", *a], cwd=tmp_path, env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    proc = run("stages.train", "superres", "tiny")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: superres.variants.tiny: no such variant; "
+                                   "choose one of literal, subpixel, subpixel4x")
+    proc = run("stages.features", "mnist")
+    assert proc.returncode == 2 and "experiment 'mnist' has no stage of this kind" in proc.stderr

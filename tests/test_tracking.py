@@ -1,0 +1,94 @@
+"""MLflow store resolution and a real SQLite store."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.tracking import artifact_location, repo_root, run_tags, stage_run, tracking_uri
+
+
+def _repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / ".dvc" / "tmp" / "exps" / "run1" / "stages").mkdir(parents=True)
+    return root
+
+
+def test_default_store_is_at_the_repository_root(tmp_path):
+    root = _repo(tmp_path)
+    assert repo_root({}, cwd=root) == root
+    assert tracking_uri({}, cwd=root / ".dvc") == f"sqlite:///{root}/mlflow.db"
+
+
+def test_queued_runs_use_dvc_root_not_their_temporary_copy(tmp_path):
+    root = _repo(tmp_path)
+    copy = root / ".dvc" / "tmp" / "exps" / "run1"
+    (copy / ".dvc").mkdir()                         # the temporary copy is a DVC repo of its own
+    assert repo_root({}, cwd=copy) == copy
+    env = {"DVC_ROOT": str(root)}
+    assert tracking_uri(env, cwd=copy) == f"sqlite:///{root}/mlflow.db"
+    assert artifact_location("superres", env, cwd=copy) == (root / "mlartifacts" / "superres").as_uri()
+
+
+def test_mlflow_tracking_uri_overrides(tmp_path):
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "DVC_ROOT": str(tmp_path)}
+    assert tracking_uri(env) == "http://127.0.0.1:5000"
+    assert artifact_location("superres", env) is None
+
+
+def test_tags_name_stage_experiment_and_revision():
+    tags = run_tags("superres_train@literal", {"DVC_EXP_NAME": "sharp-owl", "DVC_STAGE": "superres_train@literal"})
+    assert tags["dvc.stage"] == "superres_train@literal" and tags["dvc.exp_name"] == "sharp-owl"
+    assert "git.revision" in tags
+    assert "dvc.exp_name" not in run_tags("x", {})
+
+
+def test_stage_run_writes_params_epoch_metrics_and_artifacts_to_sqlite(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    from mlflow.tracking import MlflowClient
+
+    root = _repo(tmp_path)
+    copy = root / ".dvc" / "tmp" / "exps" / "run1"
+    monkeypatch.chdir(copy)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(root))
+    monkeypatch.setenv("DVC_EXP_NAME", "tidy-elm")
+    monkeypatch.setenv("DVC_STAGE", "superres_train@literal")
+    (copy / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    with stage_run("superres", "superres_train@literal", {"lr": 0.001, "hidden": (64, 128)}) as run:
+        for epoch, loss in enumerate([0.5, 0.25, 0.125], start=1):
+            run.log_epoch({"epoch": epoch, "train_loss": loss})
+        run.log_metrics({"test_loss": 0.1})
+        run.log_artifact(copy / "history.csv")
+        fig = plt.figure()
+        run.log_figure(fig, "curve.png")
+        plt.close(fig)
+    assert (root / "mlflow.db").exists() and not (copy / "mlflow.db").exists()
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    exp = client.get_experiment_by_name("superres")
+    assert exp.artifact_location == (root / "mlartifacts" / "superres").as_uri()
+    (r,) = client.search_runs([exp.experiment_id])
+    assert r.info.status == "FINISHED" and r.info.run_name == "superres_train@literal"
+    assert r.data.params == {"lr": "0.001", "hidden": "(64, 128)"}
+    assert r.data.tags["dvc.exp_name"] == "tidy-elm" and r.data.tags["dvc.stage"] == "superres_train@literal"
+    steps = client.get_metric_history(r.info.run_id, "train_loss")
+    assert [(m.step, m.value) for m in steps] == [(1, 0.5), (2, 0.25), (3, 0.125)]
+    assert r.data.metrics["test_loss"] == pytest.approx(0.1)
+    arts = sorted(a.path for a in client.list_artifacts(r.info.run_id))
+    assert arts == ["curve.png", "history.csv"]
+    assert (root / "mlartifacts" / "superres" / r.info.run_id / "artifacts" / "history.csv").exists()
+
+
+def test_a_failing_stage_marks_its_run_failed(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    root = _repo(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    with pytest.raises(RuntimeError):
+        with stage_run("superres", "superres_evaluate", {}):
+            raise RuntimeError("boom")
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    (r,) = client.search_runs([client.get_experiment_by_name("superres").experiment_id])
+    assert r.info.status == "FAILED"
