@@ -56,6 +56,13 @@ pd.DataFrame({
 }, index=["images", "train samples", "test samples", "validation samples", "network"])
 
 # %% [markdown]
+# The ten photographs at working size, and the two held out:
+
+# %%
+fig = figures.gallery(torch.cat([feats["hr"], feats["holdout"]]),
+                      tuple(feats["names"]) + tuple(f"held out: {n}" for n in feats["holdout_names"]), per_row=6)
+
+# %% [markdown]
 # ## The flaw of the literal design, and the fix
 #
 # The four original pixels under one low-resolution pixel have *the same* 27 inputs, so the
@@ -68,7 +75,7 @@ pd.DataFrame({
 # ## Training curves
 
 # %%
-figures.loss_curves(histories)
+fig = figures.loss_curves(histories)
 
 # %%
 pd.DataFrame({v: {k: m[k] for k in ("parameters", "best_epoch", "test_loss", "train_seconds")}
@@ -90,7 +97,7 @@ table.index.names = ["factor", "method"]
 table.round(3)
 
 # %%
-figures.psnr_bars(summary)
+fig = figures.psnr_bars(summary)
 
 # %%
 display(Markdown("At 2×: " + compare(summary, "x2", "subpixel", "bicubic") + " on the hold-out PSNR; "
@@ -102,13 +109,14 @@ display(Markdown("At 2×: " + compare(summary, "x2", "subpixel", "bicubic") + " 
 # ## Rebuilt images (2×): original, low resolution, bicubic, the networks, error maps
 
 # %%
-figures.comparison_grid(feats["holdout"], upscaled["holdout"][2], tuple(feats["holdout_names"]), 2,
-                        ("bicubic", "literal", "subpixel"), ("bicubic", "subpixel")) \
-    if len(feats["holdout_names"]) else None
+if len(feats["holdout_names"]):
+    fig = figures.comparison_grid(feats["holdout"], upscaled["holdout"][2], tuple(feats["holdout_names"]), 2,
+                                  ("bicubic", "literal", "subpixel"), ("bicubic", "subpixel"))
 
 # %%
-figures.comparison_grid(feats["hr"][:4], {m: t[:4] for m, t in upscaled["train_images"][2].items()},
-                        tuple(feats["names"][:4]), 2, ("bicubic", "literal", "subpixel"), ("bicubic", "subpixel"))
+fig = figures.comparison_grid(feats["hr"][:4], {m: t[:4] for m, t in upscaled["train_images"][2].items()},
+                              tuple(feats["names"][:4]), 2, ("bicubic", "literal", "subpixel"),
+                              ("bicubic", "subpixel"))
 
 # %% [markdown]
 # ## 4×: the 2× network twice, or a network trained for 4×?
@@ -118,9 +126,9 @@ display(Markdown(answer_4x(summary, "subpixel", "subpixel4x") + " (hold-out phot
                  + answer_4x(summary, "subpixel", "subpixel4x", "psnr") + " (the ten training photographs)."))
 
 # %%
-figures.comparison_grid(feats["holdout"], upscaled["holdout"][4], tuple(feats["holdout_names"]), 4,
-                        ("bicubic", "subpixel x2 twice", "subpixel4x"), ("bicubic", "subpixel4x")) \
-    if len(feats["holdout_names"]) else None
+if len(feats["holdout_names"]):
+    fig = figures.comparison_grid(feats["holdout"], upscaled["holdout"][4], tuple(feats["holdout_names"]), 4,
+                                  ("bicubic", "subpixel x2 twice", "subpixel4x"), ("bicubic", "subpixel4x"))
 
 # %% [markdown]
 # **Reading it.** The 2× network applied twice has been trained on four times as many samples

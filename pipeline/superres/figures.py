@@ -1,15 +1,12 @@
 """Figures of the super-resolution results (matplotlib Figures; the caller saves or logs them)."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from pipeline.superres.features import downsample  # noqa: E402
-from pipeline.superres.models import interpolate  # noqa: E402
+from pipeline.superres.features import downsample
+from pipeline.superres.models import interpolate
 
 
 def _show(ax, img: Tensor, title: str | None = None, cmap=None):
@@ -66,5 +63,17 @@ def psnr_bars(summary: dict, key: str = "holdout_psnr") -> plt.Figure:
         ax.set_xlim(lo - 2, None)
         ax.set_title(f"{factor}: {key.replace('_', ' ')} (dB)", fontsize=9)
         ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gallery(images: Tensor, names: tuple[str, ...], per_row: int = 5) -> plt.Figure:
+    """The images side by side, each titled with its name."""
+    rows = -(-len(names) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(1.9 * per_row, 2.0 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, name in zip(axes.flat, images, names):
+        _show(ax, img, name.split(":")[-1])
     fig.tight_layout()
     return fig

@@ -1,0 +1,151 @@
+"""End to end: the real `dvc repro`, `dvc exp run` and `dvc queue start` on a copy of this repo.
+
+The copy runs at `scale: smoke` (three 32 px images, two epochs), with its own
+SQLite MLflow store at its root.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+STAGES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
+          "superres_train@subpixel4x", "superres_evaluate", "superres_report")
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "DLREPRO_MIRROR", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def sh(repo: Path, *args: str, timeout: int = 600) -> str:
+    proc = subprocess.run(args, cwd=repo, env=_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def dvc(repo: Path, *args: str, timeout: int = 600) -> str:
+    return sh(repo, sys.executable, "-m", "dvc", *args, timeout=timeout)
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def _copy_repo(dest: Path) -> Path:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["scale"] = "smoke"
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.org"],
+                ["git", "config", "user.name", "ci"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        sh(dest, *cmd)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return _copy_repo(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="module")
+def first_repro(repo):
+    return dvc(repo, "repro")
+
+
+def _runs(repo: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("superres")
+    return client, client.search_runs([exp.experiment_id], max_results=500)
+
+
+def test_repro_runs_every_stage_and_writes_metrics(repo, first_repro):
+    assert ran(first_repro) == set(STAGES)
+    ev = json.loads((repo / "metrics/superres/eval.json").read_text())
+    assert set(ev) == {"x2", "x4"}
+    assert {"nearest", "bilinear", "bicubic", "literal", "subpixel"} <= set(ev["x2"])
+    assert {"bicubic", "subpixel x2 twice", "subpixel4x"} <= set(ev["x4"])
+    for row in ev["x2"].values():
+        assert 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1 and "holdout_psnr" in row
+    lit = json.loads((repo / "metrics/superres/literal.json").read_text())
+    positions = 3 * 16 * 16                                     # three 32 px images, halved
+    assert lit["train_samples"] == round(0.7 * positions) * 4   # one literal sample per high-res pixel
+    assert lit["parameters"] == 10499 and math.isfinite(lit["test_loss"])
+    history = (repo / "plots/superres/subpixel.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,train_loss,val_loss") and len(history) == 3
+    assert "metrics/superres/literal.json" in dvc(repo, "metrics", "show")
+    assert "up to date" in dvc(repo, "status")
+
+
+def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
+    client, runs = _runs(repo)
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {s for s in STAGES if "train" in s or "evaluate" in s}
+    head = sh(repo, "git", "rev-parse", "HEAD").strip()
+    for r in runs:
+        assert r.info.status == "FINISHED" and r.data.tags["git.revision"] == head
+        assert r.data.tags["dvc.stage"] == r.info.run_name
+    lit = by_name["superres_train@literal"]
+    assert [m.step for m in client.get_metric_history(lit.info.run_id, "val_loss")] == [1, 2]
+    assert lit.data.params["hidden"] == "[64, 128]" and "test_loss" in lit.data.metrics
+    ev = by_name["superres_evaluate"]
+    assert "x2.subpixel.psnr" in ev.data.metrics
+    arts = {a.path for a in client.list_artifacts(ev.info.run_id)}
+    assert "grid_x2_holdout.png" in arts and "psnr.png" in arts
+
+
+def test_repro_renders_the_report(repo, first_repro):
+    html = (repo / "reports/superres.html").read_text()
+    assert "super-resolution with a multi-layer perceptron" in html
+    assert "Scale: smoke" in html and "x2 twice" in html and "subpixel4x" in html
+    assert "Traceback" not in html and "Error" not in html.split("</style>")[-1]
+    nb = json.loads((repo / "reports/superres.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {"scale": "smoke", "root": "."}
+    assert html.count("data:image/png;base64") >= 5
+
+
+def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):
+    out = dvc(repo, "exp", "run", "-S", "superres.variants.literal.hidden=[32,64]")
+    assert ran(out) == {"superres_train@literal", "superres_evaluate", "superres_report"}
+    lit = json.loads((repo / "metrics/superres/literal.json").read_text())
+    assert lit["parameters"] == 27 * 32 + 32 + 32 * 64 + 64 + 64 * 3 + 3
+    _, runs = _runs(repo)
+    tagged = [r for r in runs if r.data.tags.get("dvc.exp_name")]
+    assert {r.info.run_name for r in tagged} == {"superres_train@literal", "superres_evaluate"}
+
+
+def test_a_queued_experiment_lands_its_runs_in_the_repository_store(repo, first_repro):
+    out = dvc(repo, "exp", "run", "--queue", "-S", "superres.variants.subpixel4x.hidden=[16]")
+    name = out.split("Queued experiment '")[1].split("'")[0]
+    dvc(repo, "queue", "start")
+    deadline = time.time() + 420
+    while time.time() < deadline:
+        status = dvc(repo, "queue", "status")
+        if name in status and not any(s in status for s in ("Queued", "Running")):
+            break
+        time.sleep(3)
+    assert "Success" in status, status
+    _, runs = _runs(repo)
+    landed = {r.info.run_name for r in runs if r.data.tags.get("dvc.exp_name") == name}
+    assert landed == {"superres_train@subpixel4x", "superres_evaluate"}
+    assert not list((repo / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))
