@@ -43,6 +43,9 @@ class TrainConfig:
     mode: Literal["min", "max"] = "min"
 
     def validate(self, key: str) -> None:
+        if not (self.monitor == "train_loss" or self.monitor.startswith("val_")):
+            raise ParamError(f"{key}.monitor: {self.monitor!r} is not a history key; use train_loss, "
+                             "val_loss or val_<metric>")
         if self.accumulate > self.batch_size:
             raise ParamError(f"{key}.accumulate: {self.accumulate} micro-batches cannot split a batch of "
                              f"{self.batch_size}; use at most batch_size")
@@ -149,22 +152,6 @@ def _diverged(total: Tensor, epoch: int, step: int, cfg: TrainConfig):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: Tensor, batch_size: int, prepare: Prepare | None = None,
-            amp_dtype: torch.dtype | None = None) -> Tensor:
-    """Model outputs for all `inputs`, in order, in eval mode (float32)."""
-    model.eval()
-    outs = []
-    dummy = inputs.new_zeros(0)
-    for start in range(0, inputs.shape[0], batch_size):
-        x = inputs[start:start + batch_size]
-        if prepare is not None:
-            x, _ = prepare(x, dummy, False)
-        with autocast(x.device, amp_dtype):
-            outs.append(model(x).float())
-    return torch.cat(outs)
-
-
-@torch.no_grad()
 def evaluate(model: nn.Module, data: Split, loss_fn, batch_size: int, prepare: Prepare | None = None,
              metrics: Metrics | None = None, amp_dtype=None, prefix: str = "") -> dict[str, float]:
     """Mean loss (and metrics) over a whole split."""
@@ -216,7 +203,7 @@ def _load_resume(path: Path, model, opt, sched, gen, device) -> dict:
     opt.load_state_dict(blob["optimizer"])
     if sched is not None and blob["scheduler"] is not None:
         sched.load_state_dict(blob["scheduler"])
-    gen.set_state(blob["generator"].cpu() if device.type == "cpu" else blob["generator"])
+    gen.set_state(blob["generator"].cpu())
     torch.set_rng_state(blob["torch_rng"].cpu())
     if blob["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in blob["cuda_rng"]])

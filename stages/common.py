@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from pipeline.errors import ParamError, PipelineError
+from pipeline.errors import DataError, ParamError, PipelineError
 from pipeline.params import load_params, parse, to_dict
 from pipeline.settings import Settings, settings_from
 
@@ -23,6 +23,18 @@ def load_section(name: str, cls: type[T], path: str = "params.yaml") -> tuple[Se
         raise ParamError(f"{name}: section missing from {path}")
     cfg = parse(cls, params[name], key=name)
     return settings, cfg.at_scale(settings.scale)
+
+
+def load_tensors(path: Path) -> dict:
+    """A torch file another stage wrote; missing means that stage has not run."""
+    import torch
+
+    if not path.exists():
+        raise DataError(f"{path}: missing; run `dvc repro` (it runs the stage that writes it) first")
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
+        raise DataError(f"{path}: unreadable ({exc.__class__.__name__}); delete it and run `dvc repro`") from None
 
 
 def resume_dir(stage: str, config, inputs: tuple[Path, ...] = ()) -> Path:

@@ -16,9 +16,8 @@ from pipeline.superres.config import SuperresConfig
 from pipeline.superres.evaluation import score, summary, upscale_all
 from pipeline.superres.models import build_model
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, run
+from stages.common import choose, load_section, load_tensors, run
 from stages.features import SUPERRES_OUT
-from stages.train import load_features
 
 SR_METRICS, SR_FIGURES = Path("metrics/superres"), Path("figures/superres")
 SR_UPSCALED = Path("data/eval/superres/upscaled.pt")
@@ -28,7 +27,7 @@ def superres(argv: list[str]) -> None:
     settings, cfg = load_section("superres", SuperresConfig)
     seed_everything(settings.seed)
     device = pick_device(settings.device)
-    feats = load_features(SUPERRES_OUT)
+    feats = load_tensors(SUPERRES_OUT)
     models = {name: (load_superres_model(name, v).to(device), v.factor) for name, v in cfg.variants.items()}
     sets = {"train_images": (feats["hr"], feats["names"]), "holdout": (feats["holdout"], feats["holdout_names"])}
     upscaled, tables = {}, []
@@ -69,10 +68,9 @@ def superres_figures(feats: dict, upscaled: dict, result: dict, cfg: SuperresCon
     two = [n for n, v in cfg.variants.items() if v.factor == 2]
     four = [n for n, v in cfg.variants.items() if v.factor == 4]
     out = {"psnr.png": figures.psnr_bars(result)}
-    for set_name, key in (("train_images", "hr"), ("holdout", "holdout")):
+    for set_name, key, names_key in (("train_images", "hr", "names"), ("holdout", "holdout", "holdout_names")):
         if set_name in upscaled:
-            names = feats[f"{'' if key == 'hr' else 'holdout_'}names"]
-            up = upscaled[set_name]
+            names, up = feats[names_key], upscaled[set_name]
             out[f"grid_x2_{set_name}.png"] = figures.comparison_grid(
                 feats[key], up[2], names, 2, ("bicubic", *two), ("bicubic", *two[-1:]))
             out[f"grid_x4_{set_name}.png"] = figures.comparison_grid(

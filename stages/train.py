@@ -7,16 +7,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-
 from pipeline.device import autocast_dtype, pick_device, seed_everything
-from pipeline.errors import DataError, ParamError
+from pipeline.errors import ParamError
 from pipeline.files import atomic_path, atomic_torch_save, write_json
 from pipeline.params import flatten, to_dict
 from pipeline.superres.config import SuperresConfig
 from pipeline.superres.training import parameter_count, train_variant
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, resume_dir, run
+from stages.common import choose, load_section, load_tensors, resume_dir, run
 from stages.features import SUPERRES_OUT
 
 
@@ -30,7 +28,7 @@ def superres(argv: list[str]) -> None:
     variant = cfg.variants[name]
     seed_everything(settings.seed)
     device = pick_device(settings.device)
-    samples = load_features(SUPERRES_OUT)["samples"]
+    samples = load_tensors(SUPERRES_OUT)["samples"]
     stage = f"superres_train@{name}"
     resume = resume_dir(stage, (settings, cfg.train, variant), (SUPERRES_OUT,))
     params = flatten({"variant": name, **to_dict(variant), "train": to_dict(cfg.train),
@@ -50,12 +48,6 @@ def superres(argv: list[str]) -> None:
     shutil.rmtree(resume, ignore_errors=True)
     print(f"{stage}: test_loss {metrics['test_loss']:.6f}, best epoch {out.fit.best_epoch}, "
           f"{metrics['parameters']} parameters, {seconds:.1f}s on {device}")
-
-
-def load_features(path: Path) -> dict:
-    if not path.exists():
-        raise DataError(f"{path}: missing; run `dvc repro` (or the features stage) first")
-    return torch.load(path, weights_only=False)
 
 
 def write_outputs(model_path: Path, metrics_path: Path, plot_path: Path, out, variant, metrics: dict) -> None:

@@ -56,6 +56,7 @@ BAD = [
     ("train.lr", -0.001, "superres.train.lr: must be greater than 0, got -0.001"),
     ("train.lr", "fast", "superres.train.lr: must be a number, got 'fast'"),
     ("train.optimizer", "adamax", "superres.train.optimizer: 'adamax' is not allowed; choose one of adam, adamw, sgd"),
+    ("train.monitor", "accuracy", "superres.train.monitor: 'accuracy' is not a history key; use train_loss"),
     ("train.accumulate", 512, "superres.train.accumulate: 512 micro-batches cannot split a batch of 256"),
     ("variants.literal.factor", 3, "superres.variants.literal.factor: 3 is not allowed; choose one of 2, 4"),
     ("variants.literal.residual", "no", "superres.variants.literal.residual: must be true or false, got 'no'"),
