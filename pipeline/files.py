@@ -31,8 +31,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save, byte-identical for equal content: given a path, torch names the zip's inner
+    folder after the file (here a random temporary name); given a file object it does not."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def write_json(obj, path: str | Path) -> None:

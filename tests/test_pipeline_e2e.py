@@ -97,6 +97,17 @@ def test_repro_runs_every_stage_and_writes_metrics(repo, first_repro):
     assert "up to date" in dvc(repo, "status")
 
 
+def test_rerunning_a_stage_reproduces_its_outputs_bit_for_bit(repo, first_repro):
+    before = (repo / "dvc.lock").read_text()
+    out = dvc(repo, "repro", "--force", "--single-item", "superres_train@subpixel")
+    assert ran(out) == {"superres_train@subpixel"}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["superres_train@subpixel"]
+    old = yaml.safe_load(before)["stages"]["superres_train@subpixel"]
+    model = lambda stage: [o for o in stage["outs"] if o["path"].endswith(".pt")][0]["md5"]  # noqa: E731
+    assert model(lock) == model(old)
+    assert "superres_evaluate" not in dvc(repo, "status")
+
+
 def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
     client, runs = _runs(repo)
     by_name = {r.info.run_name: r for r in runs}
