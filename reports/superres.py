@@ -19,7 +19,7 @@ import torch
 from IPython.display import Markdown, display
 
 from pipeline.superres import figures
-from pipeline.superres.narrative import SEED, answer_4x, compare
+from pipeline.superres.narrative import SEED, answer_4x, compare, literal_verdict
 
 root = Path(root)
 feats = torch.load(root / "data/features/superres/samples.pt", weights_only=False)
@@ -101,9 +101,8 @@ fig = figures.psnr_bars(summary)
 
 # %%
 display(Markdown("At 2×: " + compare(summary, "x2", "subpixel", "bicubic") + " on the hold-out PSNR; "
-                 + compare(summary, "x2", "subpixel", "bicubic", "holdout_ssim") + " on SSIM; "
-                 + compare(summary, "x2", "literal", "nearest") + " — the literal network is "
-                 "no better than copying pixels, as its flaw predicts."))
+                 + compare(summary, "x2", "subpixel", "bicubic", "holdout_ssim") + " on SSIM; and "
+                 + literal_verdict(summary) + "."))
 
 # %% [markdown]
 # ## Rebuilt images (2×): original, low resolution, bicubic, the networks, error maps

@@ -90,3 +90,18 @@ def test_upscale_all_and_summary_cover_every_method():
     s = summary(table)
     expected = float(np.mean([psnr(up[4]["sub4"], hr)[i].item() for i in range(2)]))
     assert s["x4"]["sub4"]["holdout_psnr"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_report_sentences_follow_the_numbers():
+    from pipeline.superres.narrative import answer_4x, compare, literal_verdict
+
+    s = {"x2": {"literal": {"holdout_psnr": 26.7}, "nearest": {"holdout_psnr": 26.75},
+                "subpixel": {"holdout_psnr": 28.8}, "bicubic": {"holdout_psnr": 28.5}},
+         "x4": {"sub x2 twice": {"holdout_psnr": 24.0}, "sub4": {"holdout_psnr": 24.6}, "bicubic": {"holdout_psnr": 23.9}}}
+    assert compare(s, "x2", "subpixel", "bicubic").startswith("**subpixel** beats **bicubic** by 0.30 dB")
+    assert compare(s, "x2", "bicubic", "subpixel").startswith("**bicubic** falls short of **subpixel** by 0.30 dB")
+    assert "no better than copying" in literal_verdict(s)
+    s["x2"]["literal"]["holdout_psnr"] = 27.5
+    assert "a little better than copying" in literal_verdict(s)
+    text = answer_4x(s, "sub", "sub4")
+    assert "trained for 4x directly does better, by 0.60 dB." in text and "near tie" not in text

@@ -27,5 +27,16 @@ def answer_4x(summary: dict, twice: str, direct: str, key: str = "holdout_psnr")
     x4 = summary["x4"]
     t, d, bic = _pick(x4, f"{twice} x2 twice", key), _pick(x4, direct, key), _pick(x4, "bicubic", key)
     winner = "applying the 2x network twice" if t > d else "the network trained for 4x directly"
-    return (f"On {key.replace('_', ' ')}: 2x twice {t:.2f}, direct 4x {d:.2f}, bicubic {bic:.2f}. "
-            f"Here {winner} does better, by {abs(t - d):.2f}.")
+    tie = " — within 0.2 dB, a near tie" if abs(t - d) < 0.2 else ""
+    return (f"On {key.replace('_', ' ')}: 2x twice {t:.2f} dB, direct 4x {d:.2f} dB, bicubic {bic:.2f} dB. "
+            f"Here {winner} does better, by {abs(t - d):.2f} dB{tie}.")
+
+
+def literal_verdict(summary: dict, key: str = "holdout_psnr") -> str:
+    """What the literal network's score says about its flaw, read from the numbers."""
+    lit, near = _pick(summary["x2"], "literal", key), _pick(summary["x2"], "nearest", key)
+    if lit <= near + 0.2:
+        return (f"the literal network ({lit:.2f} dB) is no better than copying each low-resolution pixel "
+                f"({near:.2f} dB), as its flaw predicts")
+    return (f"the literal network ({lit:.2f} dB) does a little better than copying pixels ({near:.2f} dB) by "
+            "cleaning each block's colour, but it still paints each 2x2 block in one colour")
