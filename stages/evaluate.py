@@ -85,8 +85,37 @@ def save_figure(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
+THEORY_TABLES, THEORY_METRICS = Path("data/eval/theory"), Path("metrics/theory/checks.json")
+THEORY_FIGURES = Path("figures/theory")
+
+
+def theory(argv: list[str]) -> None:
+    from pipeline.theory import figures as tfig
+    from pipeline.theory.answers import compute
+    from pipeline.theory.config import TheoryConfig
+
+    settings, cfg = load_section("theory", TheoryConfig)
+    seed_everything(settings.seed)
+    tables, checks = compute(cfg, settings.seed)
+    for name, table in tables.items():
+        with atomic_path(THEORY_TABLES / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+    write_json(checks, THEORY_METRICS)
+    figs = {"activations.png": tfig.activations(),
+            "hat_approximation.png": tfig.hat_approximation(tables["piecewise_linear"], cfg.regions.knots),
+            "gradient_norms.png": tfig.gradient_norms(tables["gradient_norms"]),
+            "dropout.png": tfig.dropout_masks()}
+    with stage_run("theory", "theory_compute", flatten(to_dict(cfg))) as tracker:
+        tracker.log_metrics({k: float(v) for k, v in checks.items()})
+        for name, fig in figs.items():
+            save_figure(fig, THEORY_FIGURES / name)
+            tracker.log_figure(fig, name)
+            plt.close(fig)
+    print(f"theory: {len(tables)} tables -> {THEORY_TABLES}, checks -> {THEORY_METRICS}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres}, argv[0], "experiment")(argv[1:])
+    choose({"superres": superres, "theory": theory}, argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

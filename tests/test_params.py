@@ -30,6 +30,17 @@ def test_the_real_params_file_parses(params):
     assert cfg.train.epochs == 50 and len(cfg.images.names) == 10
 
 
+def test_theory_section_parses_and_rejects_bad_values(params):
+    from pipeline.theory.config import TheoryConfig
+
+    cfg = parse(TheoryConfig, params["theory"], "theory")
+    assert cfg.dilation.kernels == (1, 2, 3, 5) and cfg.residual.depth == 30
+    bad = copy.deepcopy(params["theory"])
+    bad["symmetry"]["dropout"] = 1.0
+    with pytest.raises(ParamError, match=r"^theory\.symmetry\.dropout: must be less than 1, got 1\.0$"):
+        parse(TheoryConfig, bad, "theory")
+
+
 def test_smoke_scale_shrinks_data_and_epochs(params):
     cfg = parse(SuperresConfig, params["superres"], "superres").at_scale("smoke")
     assert cfg.images.size == 32 and len(cfg.images.names) == 3 and cfg.train.epochs == 2

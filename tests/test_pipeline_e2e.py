@@ -19,8 +19,9 @@ import yaml
 
 from tests.conftest import ROOT
 
-STAGES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
-          "superres_train@subpixel4x", "superres_evaluate", "superres_report")
+SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
+            "superres_train@subpixel4x", "superres_evaluate", "superres_report")
+STAGES = SUPERRES + ("theory_compute", "theory_report")
 
 
 def _env() -> dict:
@@ -71,11 +72,11 @@ def first_repro(repo):
     return dvc(repo, "repro")
 
 
-def _runs(repo: Path):
+def _runs(repo: Path, experiment: str = "superres"):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("superres")
+    exp = client.get_experiment_by_name(experiment)
     return client, client.search_runs([exp.experiment_id], max_results=500)
 
 
@@ -111,7 +112,7 @@ def test_rerunning_a_stage_reproduces_its_outputs_bit_for_bit(repo, first_repro)
 def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
     client, runs = _runs(repo)
     by_name = {r.info.run_name: r for r in runs}
-    assert set(by_name) == {s for s in STAGES if "train" in s or "evaluate" in s}
+    assert set(by_name) == {s for s in SUPERRES if "train" in s or "evaluate" in s}
     head = sh(repo, "git", "rev-parse", "HEAD").strip()
     for r in runs:
         assert r.info.status == "FINISHED" and r.data.tags["git.revision"] == head
@@ -133,6 +134,20 @@ def test_repro_renders_the_report(repo, first_repro):
     nb = json.loads((repo / "reports/superres.ipynb").read_text())
     assert nb["metadata"]["papermill"]["parameters"] == {"scale": "smoke", "root": "."}
     assert html.count("data:image/png;base64") >= 5
+
+
+def test_theory_checks_hold_and_render(repo, first_repro):
+    checks = json.loads((repo / "metrics/theory/checks.json").read_text())
+    for key in ("cnn_parameters_agree_with_seed", "dilation_formulas_hold", "gmp_gradients_agree_with_seed",
+                "momentum_agrees_with_seed", "momentum_torch_equals_hand", "hat_kinks_only_at_knots"):
+        assert checks[key] is True, key
+    assert checks["symmetry_constant_spread"] == 0.0 and checks["conv1d_closed_form_max_error"] < 1e-12
+    _, runs = _runs(repo, "theory")
+    assert [r.info.run_name for r in runs] == ["theory_compute"]
+    assert runs[0].data.metrics["momentum_agrees_with_seed"] == 1.0
+    html = (repo / "reports/theory.html").read_text()
+    assert "checked by computation" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert html.count("agrees ✔") >= 6 and html.count("data:image/png;base64") >= 4
 
 
 def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):

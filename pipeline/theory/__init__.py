@@ -1,0 +1,1 @@
+"""`theory`: the coursework reports' computable theory answers, computed with torch."""
