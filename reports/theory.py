@@ -180,6 +180,11 @@ tables["dropout"]
 
 # %% [markdown]
 # ## 12. Residual connections and vanishing gradients (seed 004 Q3)
+#
+# The seed's answer, in words: skip connections let gradient information pass across layers by
+# adding an earlier layer's output to a deeper one, so the signal survives in deep networks. The
+# measurement below agrees, and shows by how much: a 30-block net, the same weights with and
+# without skips.
 
 # %%
 fig("gradient_norms.png")
