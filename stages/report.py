@@ -13,7 +13,7 @@ from pipeline.settings import settings_from
 from stages.common import run
 
 REPORTS = Path("reports")
-EXPERIMENTS = ("superres", "theory")
+EXPERIMENTS = ("superres", "separable", "theory")
 
 
 def main(argv: list[str]) -> None:

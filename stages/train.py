@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.errors import ParamError
 from pipeline.files import atomic_path, atomic_torch_save, write_json
@@ -59,8 +60,50 @@ def write_outputs(model_path: Path, metrics_path: Path, plot_path: Path, out, va
         pd.DataFrame(out.fit.history).to_csv(tmp, index=False)
 
 
+SEP_MODEL, SEP_METRICS = Path("models/separable/mlp.pt"), Path("metrics/separable")
+SEP_PLOT, SEP_FIGURES = Path("plots/separable/history.csv"), Path("figures/separable")
+
+
+def separable(argv: list[str]) -> None:
+    from pipeline import separable as sep
+    from pipeline.engine import Split, fit
+    from pipeline.separable_figures import boundary, loss_curve
+    from stages.evaluate import save_figure
+
+    settings, cfg = load_section("separable", sep.SeparableConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    x, y = sep.make_data(cfg, settings.seed)
+    n_val = round(cfg.val_fraction * len(y))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(settings.seed))
+    train, val = (Split(x[i].to(device), y[i].to(device)) for i in (perm[n_val:], perm[:n_val]))
+    model = sep.SoftmaxMLP(cfg.hidden).to(device)
+    with stage_run("separable", "separable_train", flatten(to_dict(cfg))) as tracker:
+        out = fit(model, train, val, sep.bce_on_softmax, cfg.train, seed=settings.seed, metrics=sep.accuracy,
+                  on_epoch=tracker.log_epoch, resume_dir=resume_dir("separable_train", (settings, cfg)))
+        last = out.history[-1]
+        zero = sep.zero_loss_margins()
+        metrics = {"final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"],
+                   "val_accuracy": last["val_accuracy"], "min_train_loss": min(h["train_loss"] for h in out.history),
+                   "parameters": sum(p.numel() for p in model.parameters())}
+        atomic_torch_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, SEP_MODEL)
+        write_json(metrics, SEP_METRICS / "train.json")
+        write_json({"margins": zero, "rounding_margin": {"float32": sep.rounding_margin(24),
+                                                         "float64": sep.rounding_margin(53)},
+                    "four_points": sep.four_point_example()}, SEP_METRICS / "zero_loss.json")
+        with atomic_path(SEP_PLOT) as tmp:
+            pd.DataFrame(out.history).to_csv(tmp, index=False)
+        tracker.log_metrics(metrics)
+        for name, fig in (("loss.png", loss_curve(out.history)),
+                          ("boundary.png", boundary(model.cpu(), x, y))):
+            save_figure(fig, SEP_FIGURES / name)
+            tracker.log_figure(fig, name)
+    print(f"separable_train: final train loss {metrics['final_train_loss']:.3g}, "
+          f"validation accuracy {metrics['val_accuracy']:.3f}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres}, argv[0], "experiment")(argv[1:])
+    choose({"superres": superres, "separable": separable}, argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

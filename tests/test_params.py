@@ -41,6 +41,17 @@ def test_theory_section_parses_and_rejects_bad_values(params):
         parse(TheoryConfig, bad, "theory")
 
 
+def test_separable_section_parses(params):
+    from pipeline.separable import SeparableConfig
+
+    cfg = parse(SeparableConfig, params["separable"], "separable")
+    assert cfg.centers == ((-1.0, -1.0), (1.0, 1.0)) and cfg.train.epochs == 200 and cfg.hidden == 8
+    bad = copy.deepcopy(params["separable"])
+    bad["centers"] = [[-1, "a"]]
+    with pytest.raises(ParamError, match=r"^separable\.centers\[0\]\[1\]: must be a number, got 'a'$"):
+        parse(SeparableConfig, bad, "separable")
+
+
 def test_smoke_scale_shrinks_data_and_epochs(params):
     cfg = parse(SuperresConfig, params["superres"], "superres").at_scale("smoke")
     assert cfg.images.size == 32 and len(cfg.images.names) == 3 and cfg.train.epochs == 2

@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 
 SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
             "superres_train@subpixel4x", "superres_evaluate", "superres_report")
-STAGES = SUPERRES + ("theory_compute", "theory_report")
+STAGES = SUPERRES + ("separable_train", "separable_report", "theory_compute", "theory_report")
 
 
 def _env() -> dict:
@@ -148,6 +148,18 @@ def test_theory_checks_hold_and_render(repo, first_repro):
     html = (repo / "reports/theory.html").read_text()
     assert "checked by computation" in html and "Scale: smoke" in html and "Traceback" not in html
     assert html.count("agrees ✔") >= 6 and html.count("data:image/png;base64") >= 4
+
+
+def test_separable_trains_and_answers_the_zero_loss_question(repo, first_repro):
+    train = json.loads((repo / "metrics/separable/train.json").read_text())
+    assert train["parameters"] == 42 and math.isfinite(train["final_train_loss"])
+    zero = json.loads((repo / "metrics/separable/zero_loss.json").read_text())
+    assert zero["four_points"]["loss_float32"] == 0.0 and zero["four_points"]["loss_float64"] > 0
+    assert len((repo / "plots/separable/history.csv").read_text().splitlines()) == 1 + 5   # smoke: 5 epochs
+    _, runs = _runs(repo, "separable")
+    assert [r.info.run_name for r in runs] == ["separable_train"]
+    html = (repo / "reports/separable.html").read_text()
+    assert "Can the loss be exactly zero?" in html and "Traceback" not in html
 
 
 def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):
