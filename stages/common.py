@@ -37,6 +37,15 @@ def load_tensors(path: Path) -> dict:
         raise DataError(f"{path}: unreadable ({exc.__class__.__name__}); delete it and run `dvc repro`") from None
 
 
+def save_figure(fig, path: Path) -> None:
+    """A matplotlib figure as PNG, written atomically."""
+    from pipeline.files import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
 def resume_dir(stage: str, config, inputs: tuple[Path, ...] = ()) -> Path:
     """A git-ignored folder for resume checkpoints, keyed by stage, params and input bytes."""
     h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True, default=str).encode())

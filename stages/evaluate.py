@@ -16,7 +16,7 @@ from pipeline.superres.config import SuperresConfig
 from pipeline.superres.evaluation import score, summary, upscale_all
 from pipeline.superres.models import build_model
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, load_tensors, run
+from stages.common import choose, load_section, load_tensors, run, save_figure
 from stages.features import SUPERRES_OUT
 
 SR_METRICS, SR_FIGURES = Path("metrics/superres"), Path("figures/superres")
@@ -77,12 +77,6 @@ def superres_figures(feats: dict, upscaled: dict, result: dict, cfg: SuperresCon
                 feats[key], up[4], names, 4, ("bicubic", *[f"{n} x2 twice" for n in two[-1:]], *four),
                 ("bicubic", *four[-1:]))
     return out
-
-
-def save_figure(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
 
 
 THEORY_TABLES, THEORY_METRICS = Path("data/eval/theory"), Path("metrics/theory/checks.json")

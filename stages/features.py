@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from pipeline import cifar10
 from pipeline.device import seed_everything

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+
 from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.errors import ParamError
 from pipeline.files import atomic_path, atomic_torch_save, write_json
@@ -15,7 +16,7 @@ from pipeline.params import flatten, to_dict
 from pipeline.superres.config import SuperresConfig
 from pipeline.superres.training import parameter_count, train_variant
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, load_tensors, resume_dir, run
+from stages.common import choose, load_section, load_tensors, resume_dir, run, save_figure
 from stages.features import SUPERRES_OUT
 
 
@@ -68,7 +69,6 @@ def separable(argv: list[str]) -> None:
     from pipeline import separable as sep
     from pipeline.engine import Split, fit
     from pipeline.separable_figures import boundary, loss_curve
-    from stages.evaluate import save_figure
 
     settings, cfg = load_section("separable", sep.SeparableConfig)
     seed_everything(settings.seed)
