@@ -70,6 +70,10 @@ class FitResult:
     resumed_from: int = 0          # epochs already done when this call started
 
 
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
@@ -117,6 +121,10 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         if on_epoch is not None:
             on_epoch(record)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
+    if ckpt is not None:            # finished: the stage writes the outputs; nothing left to resume
+        ckpt.unlink(missing_ok=True)
+        if not any(ckpt.parent.iterdir()):
+            ckpt.parent.rmdir()
     return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start)
 
 

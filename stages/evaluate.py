@@ -9,7 +9,7 @@ import torch
 
 from pipeline.device import pick_device, seed_everything
 from pipeline.errors import DataError
-from pipeline.files import atomic_path, atomic_torch_save, write_json
+from pipeline.files import atomic_torch_save, write_csv, write_json
 from pipeline.params import flatten, to_dict
 from pipeline.superres import figures
 from pipeline.superres.config import SuperresConfig
@@ -39,8 +39,7 @@ def superres(argv: list[str]) -> None:
     per_image = pd.concat(tables, ignore_index=True)
     result = summary(per_image)
     write_json(result, SR_METRICS / "eval.json")
-    with atomic_path(SR_METRICS / "per_image.csv") as tmp:
-        per_image.to_csv(tmp, index=False)
+    write_csv(per_image, SR_METRICS / "per_image.csv")
     atomic_torch_save(upscaled, SR_UPSCALED)
     figs = superres_figures(feats, upscaled, result, cfg)
     with stage_run("superres", "superres_evaluate", flatten({"variants": to_dict(dict(cfg.variants))})) as tracker:
@@ -92,8 +91,7 @@ def theory(argv: list[str]) -> None:
     seed_everything(settings.seed)
     tables, checks = compute(cfg, settings.seed)
     for name, table in tables.items():
-        with atomic_path(THEORY_TABLES / f"{name}.csv") as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv(table, THEORY_TABLES / f"{name}.csv")
     write_json(checks, THEORY_METRICS)
     figs = {"activations.png": tfig.activations(),
             "hat_approximation.png": tfig.hat_approximation(tables["piecewise_linear"], cfg.regions.knots),

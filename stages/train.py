@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
 from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.errors import ParamError
-from pipeline.files import atomic_path, atomic_torch_save, write_json
+from pipeline.engine import parameter_count
+from pipeline.files import atomic_torch_save, write_csv, write_json
 from pipeline.params import flatten, to_dict
 from pipeline.superres.config import SuperresConfig
-from pipeline.superres.training import parameter_count, train_variant
+from pipeline.superres.training import train_variant
 from pipeline.tracking import stage_run
 from stages.common import choose, load_section, load_tensors, resume_dir, run, save_figure
 from stages.features import SUPERRES_OUT
@@ -47,7 +48,6 @@ def superres(argv: list[str]) -> None:
                       Path("plots/superres") / f"{name}.csv", out, variant, metrics)
         tracker.log_metrics(metrics)
         tracker.log_artifact(Path("plots/superres") / f"{name}.csv")
-    shutil.rmtree(resume, ignore_errors=True)
     print(f"{stage}: test_loss {metrics['test_loss']:.6f}, best epoch {out.fit.best_epoch}, "
           f"{metrics['parameters']} parameters, {seconds:.1f}s on {device}")
 
@@ -56,9 +56,7 @@ def write_outputs(model_path: Path, metrics_path: Path, plot_path: Path, out, va
     atomic_torch_save({"state_dict": out.fit.best_state, "variant": dataclasses.asdict(variant),
                        "best_epoch": out.fit.best_epoch}, model_path)
     write_json(metrics, metrics_path)
-    plot_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(plot_path) as tmp:
-        pd.DataFrame(out.fit.history).to_csv(tmp, index=False)
+    write_csv(pd.DataFrame(out.fit.history), plot_path)
 
 
 SEP_MODEL, SEP_METRICS = Path("models/separable/mlp.pt"), Path("metrics/separable")
@@ -81,23 +79,24 @@ def separable(argv: list[str]) -> None:
     with stage_run("separable", "separable_train", flatten(to_dict(cfg))) as tracker:
         out = fit(model, train, val, sep.bce_on_softmax, cfg.train, seed=settings.seed, metrics=sep.accuracy,
                   on_epoch=tracker.log_epoch, resume_dir=resume_dir("separable_train", (settings, cfg)))
+        model.load_state_dict(out.best_state)
         last = out.history[-1]
         zero = sep.zero_loss_margins()
         metrics = {"final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"],
                    "val_accuracy": last["val_accuracy"], "min_train_loss": min(h["train_loss"] for h in out.history),
-                   "parameters": sum(p.numel() for p in model.parameters())}
+                   "best_epoch": out.best_epoch, "parameters": parameter_count(model)}
         atomic_torch_save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, SEP_MODEL)
         write_json(metrics, SEP_METRICS / "train.json")
         write_json({"margins": zero, "rounding_margin": {"float32": sep.rounding_margin(24),
                                                          "float64": sep.rounding_margin(53)},
                     "four_points": sep.four_point_example()}, SEP_METRICS / "zero_loss.json")
-        with atomic_path(SEP_PLOT) as tmp:
-            pd.DataFrame(out.history).to_csv(tmp, index=False)
+        write_csv(pd.DataFrame(out.history), SEP_PLOT)
         tracker.log_metrics(metrics)
         for name, fig in (("loss.png", loss_curve(out.history)),
                           ("boundary.png", boundary(model.cpu(), x, y))):
             save_figure(fig, SEP_FIGURES / name)
             tracker.log_figure(fig, name)
+            plt.close(fig)
     print(f"separable_train: final train loss {metrics['final_train_loss']:.3g}, "
           f"validation accuracy {metrics['val_accuracy']:.3f}")
 

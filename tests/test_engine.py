@@ -123,6 +123,7 @@ def test_an_interrupted_run_resumes_from_its_last_epoch_bit_for_bit(tmp_path):
     for a, b in zip(fresh.parameters(), straight.parameters()):
         assert torch.equal(a, b)
     assert resumed.best_epoch == expected.best_epoch
+    assert not tmp_path.exists()                     # a finished run leaves nothing to resume
 
 
 def test_prepare_hook_runs_on_every_batch_on_the_device():

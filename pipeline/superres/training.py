@@ -48,6 +48,3 @@ def train_variant(samples: dict, variant: Variant, cfg: TrainConfig, device: tor
     test = evaluate(model, splits["test"], loss, 8192, to_unit, prefix="test_")
     return TrainedVariant(model, result, test, {k: len(v) for k, v in splits.items()})
 
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -27,7 +27,7 @@ def conv1d_check(trials: int, seed: int) -> dict:
     worst = 0.0
     for _ in range(trials):
         x, k = torch.randn(5, generator=g, dtype=torch.float64), torch.randn(3, generator=g, dtype=torch.float64)
-        b, w, a, y = (torch.randn((), generator=g, dtype=torch.float64) for _ in range(4))
+        b, a, y = (torch.randn((), generator=g, dtype=torch.float64) for _ in range(3))
         w = torch.randn(2, generator=g, dtype=torch.float64)
         leaves = [t.clone().requires_grad_(True) for t in (k, b, w, a)]
         loss = gradients.conv1d_net(x, *leaves[:2], leaves[2], leaves[3], y)["loss"]
