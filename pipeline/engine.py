@@ -39,13 +39,13 @@ class TrainConfig:
     momentum: float = field(default=0.9, metadata=bounds(ge=0, lt=1))  # sgd only
     schedule: Literal["constant", "cosine"] = "constant"        # per optimiser step
     accumulate: int = field(default=1, metadata=bounds(ge=1))   # micro-batches per step
-    monitor: str = "val_loss"                                   # history key picking the best epoch
+    monitor: str = "val_loss"       # history key picking the best epoch; "last" keeps the final one
     mode: Literal["min", "max"] = "min"
 
     def validate(self, key: str) -> None:
-        if not (self.monitor == "train_loss" or self.monitor.startswith("val_")):
+        if not (self.monitor in ("train_loss", "last") or self.monitor.startswith("val_")):
             raise ParamError(f"{key}.monitor: {self.monitor!r} is not a history key; use train_loss, "
-                             "val_loss or val_<metric>")
+                             "val_loss, val_<metric> or last")
         if self.accumulate > self.batch_size:
             raise ParamError(f"{key}.accumulate: {self.accumulate} micro-batches cannot split a batch of "
                              f"{self.batch_size}; use at most batch_size")
@@ -68,6 +68,7 @@ class FitResult:
     best_epoch: int
     best_value: float
     resumed_from: int = 0          # epochs already done when this call started
+    snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)   # epoch -> CPU state
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -85,14 +86,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cfg: TrainConfig, *,
         seed: int = 0, prepare: Prepare | None = None, metrics: Metrics | None = None,
         amp_dtype: torch.dtype | None = None, on_epoch: Callable[[dict], None] | None = None,
-        resume_dir: Path | None = None, progress: bool | None = None) -> FitResult:
+        resume_dir: Path | None = None, progress: bool | None = None,
+        watch: dict[str, Split] | None = None, snapshot_epochs: tuple[int, ...] = ()) -> FitResult:
+    """Train `model` for cfg.epochs. History records per epoch: train_loss (and train_<metric>,
+    running means over the epoch), val_* on `val`, <name>_* on each `watch` split (reported, never
+    used for choosing), step (optimiser steps so far), elapsed_seconds (training time so far,
+    evaluation excluded). `snapshot_epochs`: 1-based epochs whose weights are kept."""
     device = train.inputs.device
     prepare = prepare or (lambda x, y, training: (x, y))
     opt = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = _scheduler(opt, cfg, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(seed)
-    state = {"epoch": 0, "history": [], "best_state": None, "best_epoch": 0,
+    state = {"epoch": 0, "history": [], "best_state": None, "best_epoch": 0, "snapshots": {},
              "best_value": math.inf if cfg.mode == "min" else -math.inf}
     ckpt = resume_dir / "last.pt" if resume_dir else None
     if ckpt is not None and ckpt.exists():
@@ -103,17 +109,23 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
     for epoch in bar:
         model.train()
         t0 = time.perf_counter()
-        train_loss = _train_epoch(model, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch)
-        record = {"epoch": epoch + 1, "train_loss": train_loss}
-        if val is not None:
-            record.update(evaluate(model, val, loss_fn, cfg.batch_size, prepare, metrics, amp_dtype, "val_"))
+        record = {"epoch": epoch + 1,
+                  **_train_epoch(model, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch, metrics)}
+        train_seconds = time.perf_counter() - t0
+        for name, split in {"val": val, **(watch or {})}.items():
+            if split is not None:
+                record.update(evaluate(model, split, loss_fn, cfg.batch_size, prepare, metrics, amp_dtype,
+                                       f"{name}_"))
         seconds = time.perf_counter() - t0
-        record.update(lr=opt.param_groups[0]["lr"], epoch_seconds=seconds,
-                      samples_per_second=len(train) / seconds)
+        previous = state["history"][-1] if state["history"] else {"step": 0, "elapsed_seconds": 0.0}
+        record.update(lr=opt.param_groups[0]["lr"], step=previous["step"] + steps_per_epoch,
+                      elapsed_seconds=previous["elapsed_seconds"] + train_seconds, epoch_seconds=seconds,
+                      samples_per_second=len(train) / train_seconds)
         value = _monitored(record, cfg)
-        if _better(value, state["best_value"], cfg.mode) or state["best_state"] is None:
-            state.update(best_value=value, best_epoch=epoch + 1,
-                         best_state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+        if cfg.monitor == "last" or _better(value, state["best_value"], cfg.mode) or state["best_state"] is None:
+            state.update(best_value=value, best_epoch=epoch + 1, best_state=_cpu_state(model))
+        if epoch + 1 in snapshot_epochs:
+            state["snapshots"][epoch + 1] = _cpu_state(model)
         state["history"].append(record)
         state["epoch"] = epoch + 1
         if ckpt is not None:
@@ -125,24 +137,28 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         ckpt.unlink(missing_ok=True)
         if not any(ckpt.parent.iterdir()):
             ckpt.parent.rmdir()
-    return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start)
+    return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start,
+                     state["snapshots"])
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen, prepare, amp_dtype,
-                 epoch: int) -> float:
+                 epoch: int, metrics: Metrics | None) -> dict[str, float]:
+    """One pass over `data`; the running mean loss (and metrics) of the batches as trained on."""
     n = len(data)
     perm = torch.randperm(n, device=data.inputs.device, generator=gen)
     total = torch.zeros((), device=data.inputs.device)
+    sums: dict[str, Tensor] = {}
     for step, start in enumerate(range(0, n, cfg.batch_size)):
-        idx = perm[start:start + cfg.batch_size]
         opt.zero_grad(set_to_none=True)
-        for micro in idx.tensor_split(min(cfg.accumulate, len(idx))):
-            x, y = prepare(data.inputs[micro], data.targets[micro], True)
-            with autocast(x.device, amp_dtype):
-                loss = loss_fn(model(x), y)
-            # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
-            (loss * (len(micro) / len(idx))).backward()
-            total += loss.detach().float() * len(micro)
+        loss_sum, metric_sums = accumulate_gradients(model, data, perm[start:start + cfg.batch_size], loss_fn,
+                                                     cfg.accumulate, prepare, amp_dtype, metrics)
+        total += loss_sum
+        for k, v in metric_sums.items():
+            sums[k] = sums.get(k, 0) + v
         opt.step()
         if sched is not None:
             sched.step()
@@ -151,7 +167,31 @@ def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen,
     mean = (total / n).item()
     if not math.isfinite(mean):
         _diverged(total, epoch, math.ceil(n / cfg.batch_size) - 1, cfg)
-    return mean
+    return {"train_loss": mean, **{f"train_{k}": (v / n).item() for k, v in sums.items()}}
+
+
+def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, parts: int,
+                         prepare: Prepare | None = None, amp_dtype=None, metrics: Metrics | None = None,
+                         ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Add to .grad the gradient of the mean loss over data[idx], computed in `parts` micro-batches
+    (only one micro-batch's activations are alive at a time). Returns the summed loss and metric
+    sums (per sample, not yet divided), as device tensors: no host sync."""
+    prepare = prepare or (lambda x, y, training: (x, y))
+    total = torch.zeros((), device=idx.device)
+    sums: dict[str, Tensor] = {}
+    for micro in idx.tensor_split(min(parts, len(idx))):
+        x, y = prepare(data.inputs[micro], data.targets[micro], True)
+        with autocast(x.device, amp_dtype):
+            out = model(x)
+            loss = loss_fn(out, y)
+        # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
+        (loss * (len(micro) / len(idx))).backward()
+        total += loss.detach().float() * len(micro)
+        if metrics is not None:
+            with torch.no_grad():
+                for k, v in metrics(out.detach().float(), y).items():
+                    sums[k] = sums.get(k, 0) + v.float() * len(micro)
+    return total, sums
 
 
 def _diverged(total: Tensor, epoch: int, step: int, cfg: TrainConfig):
@@ -186,6 +226,8 @@ def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
 
 
 def _monitored(record: dict, cfg: TrainConfig) -> float:
+    if cfg.monitor == "last":
+        return float(record["epoch"])
     if cfg.monitor not in record:
         raise ParamError(f"monitor: {cfg.monitor!r} is not in the training history; "
                          f"choose one of {', '.join(k for k in record if k != 'epoch')}")
@@ -217,5 +259,5 @@ def _load_resume(path: Path, model, opt, sched, gen, device) -> dict:
         torch.cuda.set_rng_state_all([s.cpu() for s in blob["cuda_rng"]])
     best = blob["best_state"]
     return {"epoch": blob["epoch"], "history": blob["history"], "best_epoch": blob["best_epoch"],
-            "best_value": blob["best_value"],
+            "best_value": blob["best_value"], "snapshots": {e: {k: v.cpu() for k, v in st.items()} for e, st in blob["snapshots"].items()},
             "best_state": {k: v.cpu() for k, v in best.items()} if best is not None else None}

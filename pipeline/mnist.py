@@ -1,14 +1,17 @@
 """MNIST and Fashion-MNIST: official archives with their checksums, fetched and read once.
 
-Fashion-MNIST also installs offline from Debian's `dataset-fashion-mnist`: point
-`data.mirror` at /usr/share/datasets/fashion-mnist. Debian recompresses the archives, so
-they are verified by the digest of their decompressed content.
+Fashion-MNIST also installs offline from Debian's `dataset-fashion-mnist`: set
+`mnist.dataset: fashion_mnist` and `mnist.source: /usr/share/datasets/fashion-mnist`. Debian
+recompresses the archives, so they are verified by the digest of their decompressed content.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
+from torch import Tensor
 
 from pipeline.download import RemoteFile, fetch
 from pipeline.errors import DataError
@@ -39,6 +42,24 @@ CLASSES = {"mnist": tuple(str(i) for i in range(10)),
                              "Sneaker", "Bag", "Ankle boot")}
 
 
+@dataclass(frozen=True)
+class MnistConfig:
+    """The `mnist` section: which MNIST-format dataset the MNIST-family experiments use."""
+    dataset: Literal["mnist", "fashion_mnist"] = "mnist"
+    source: str = ""    # a folder or URL base holding the four .gz files; wins over data.mirror here
+
+    def at_scale(self, scale: str) -> "MnistConfig":
+        return self
+
+    @property
+    def raw_dir(self) -> Path:
+        return Path("data/raw") / self.dataset
+
+    @property
+    def prepared(self) -> Path:
+        return Path("data/prepared") / f"{self.dataset}.pt"
+
+
 def fetch_all(dataset: str, raw_dir: Path, mirror: str = "",
               sources: dict[str, RemoteFile] | None = None) -> dict[str, Path]:
     """The four archives in raw_dir, each verified."""
@@ -48,6 +69,9 @@ def fetch_all(dataset: str, raw_dir: Path, mirror: str = "",
 
 def prepare(paths: dict[str, Path]) -> dict[str, torch.Tensor]:
     """uint8 images (N, 28, 28) and int64 labels for train and test, checked for consistency."""
+    for path in paths.values():
+        if not Path(path).exists():
+            raise DataError(f"{path}: missing; run `dvc repro mnist_download` (or place the official file there)")
     out = {"train_x": read_idx(paths[FILES[0]]), "train_y": read_idx(paths[FILES[1]]).long(),
            "test_x": read_idx(paths[FILES[2]]), "test_y": read_idx(paths[FILES[3]]).long()}
     for split in ("train", "test"):
@@ -58,3 +82,23 @@ def prepare(paths: dict[str, Path]) -> dict[str, torch.Tensor]:
         if y.numel() and (y.min() < 0 or y.max() > 9):
             raise DataError(f"{split} labels outside 0-9; the raw files are not an MNIST-format set")
     return out
+
+
+def limit(data: dict, n_train: int | None, n_test: int | None) -> dict:
+    """The first n_train / n_test images of each split (None keeps all): the smoke-scale subset."""
+    out = dict(data)
+    for split, n in (("train", n_train), ("test", n_test)):
+        if n is not None:
+            out[f"{split}_x"], out[f"{split}_y"] = data[f"{split}_x"][:n], data[f"{split}_y"][:n]
+    return out
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """uint8 (N, 28, 28) -> float (N, 784) in [0, 1]: torchvision's ToTensor, then Normalize(0, 1)
+    (subtract 0, divide by 1: the report's normalisation leaves the values as they are)."""
+    return images.reshape(images.shape[0], -1).float().div_(255.0)
+
+
+def flat_unit(x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
+    """The engine's `prepare` hook for MLPs on uint8 images kept on the device."""
+    return to_unit(x), y

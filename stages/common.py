@@ -72,3 +72,16 @@ def choose(table: dict[str, Callable], name: str, what: str) -> Callable:
     if name not in table:
         raise ParamError(f"{what} {name!r} has no stage of this kind; choose one of {', '.join(table)}")
     return table[name]
+
+
+def mnist_splits(device, train_limit: int | None = None, test_limit: int | None = None):
+    """The prepared MNIST-family dataset named in params (`mnist.dataset`), its uint8 images and
+    labels moved to `device` whole: (train Split, test Split, the loaded dict)."""
+    from pipeline import mnist
+    from pipeline.engine import Split
+
+    _, cfg = load_section("mnist", mnist.MnistConfig)
+    data = mnist.limit(load_tensors(cfg.prepared), train_limit, test_limit)
+    train = Split(data["train_x"].to(device), data["train_y"].to(device))
+    test = Split(data["test_x"].to(device), data["test_y"].to(device))
+    return train, test, {**data, "path": cfg.prepared}

@@ -15,6 +15,7 @@ from stages.common import choose, load_section, run
 
 CIFAR_ARCHIVE = Path("data/raw/cifar10") / cifar10.ARCHIVE.filename
 SUPERRES_OUT = Path("data/features/superres/samples.pt")
+AE_MODEL, AE_CODES = Path("models/autoencoder/autoencoder.pt"), Path("data/features/autoencoder/codes.pt")
 
 
 def superres(argv: list[str]) -> None:
@@ -34,8 +35,29 @@ def superres(argv: list[str]) -> None:
           f"low-res positions per split {counts} -> {SUPERRES_OUT}")
 
 
+def autoencoder(argv: list[str]) -> None:
+    """The trained encoder's codes of every train and test image."""
+    from pipeline.autoencoder import Autoencoder, AutoencoderConfig, encode
+    from pipeline.device import pick_device
+    from pipeline.mnist import to_unit
+    from stages.common import load_tensors, mnist_splits
+
+    settings, cfg = load_section("autoencoder", AutoencoderConfig)
+    device = pick_device(settings.device)
+    saved = load_tensors(AE_MODEL)
+    model = Autoencoder(tuple(saved["encoder"])).to(device)
+    model.load_state_dict(saved["state_dict"])
+    train, test, data = mnist_splits(device, cfg.train_limit, cfg.test_limit)
+    out = {f"{name}_codes": encode(model.encoder, to_unit(split.inputs)).cpu()
+           for name, split in (("train", train), ("test", test))}
+    out.update(train_y=data["train_y"], test_y=data["test_y"], classes=data["classes"], dataset=data["dataset"])
+    atomic_torch_save(out, AE_CODES)
+    print(f"autoencoder codes: train {tuple(out['train_codes'].shape)}, test {tuple(out['test_codes'].shape)} "
+          f"-> {AE_CODES}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres}, argv[0], "experiment")(argv[1:])
+    choose({"superres": superres, "autoencoder": autoencoder}, argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

@@ -7,22 +7,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import ParamError
-from pipeline.params import load_params
+from pipeline.mnist import MnistConfig
+from pipeline.params import load_params, parse
 from pipeline.report import render
 from pipeline.settings import settings_from
 from stages.common import run
 
 REPORTS = Path("reports")
-EXPERIMENTS = ("superres", "separable", "theory")
+EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder")
+MNIST_FAMILY = ("batch_size", "autoencoder")     # their reports also name the dataset they ran on
 
 
 def main(argv: list[str]) -> None:
     name = argv[0]
     if name not in EXPERIMENTS:
         raise ParamError(f"report {name!r}: no such report; choose one of {', '.join(EXPERIMENTS)}")
-    settings = settings_from(load_params())
-    render(REPORTS / f"{name}.py", REPORTS / f"{name}.ipynb", REPORTS / f"{name}.html",
-           {"scale": settings.scale, "root": "."}, cwd=Path.cwd())
+    params = load_params()
+    settings = settings_from(params)
+    values = {"scale": settings.scale, "root": "."}
+    if name in MNIST_FAMILY:
+        values["dataset"] = parse(MnistConfig, params.get("mnist", {}), key="mnist").dataset
+    render(REPORTS / f"{name}.py", REPORTS / f"{name}.ipynb", REPORTS / f"{name}.html", values, cwd=Path.cwd())
     print(f"report {name}: {REPORTS / f'{name}.html'}")
 
 

@@ -17,7 +17,7 @@ from pipeline.params import flatten, to_dict
 from pipeline.superres.config import SuperresConfig
 from pipeline.superres.training import train_variant
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, load_tensors, resume_dir, run, save_figure
+from stages.common import choose, load_section, load_tensors, mnist_splits, resume_dir, run, save_figure
 from stages.features import SUPERRES_OUT
 
 
@@ -101,8 +101,195 @@ def separable(argv: list[str]) -> None:
           f"validation accuracy {metrics['val_accuracy']:.3f}")
 
 
+def batch_size(argv: list[str]) -> None:
+    from pipeline import batchsize as bs
+    from pipeline.engine import fit
+    from pipeline.mnist import flat_unit
+
+    settings, cfg = load_section("batch_size", bs.BatchSizeConfig)
+    if argv == ["accumulation"]:
+        return batch_size_accumulation(settings, cfg)
+    if len(argv) != 1 or not argv[0].isdigit() or int(argv[0]) not in cfg.sizes:
+        raise ParamError(f"usage: python -m stages.train batch_size <size>|accumulation, size one of "
+                         f"batch_size.sizes {list(cfg.sizes)}")
+    size = int(argv[0])
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    train, test, data = mnist_splits(device, cfg.train_limit, cfg.test_limit)
+    model = bs.MLP(cfg.hidden).to(device)
+    stage = f"batch_size_train@{size}"
+    params = flatten({"batch_size": size, **to_dict(cfg.train_config(size)), "hidden": cfg.hidden,
+                      "dataset": data["dataset"], "train_samples": len(train), "device": str(device)})
+    with stage_run("batch_size", stage, params) as tracker:
+        out = fit(model, train, None, bs.cross_entropy, cfg.train_config(size), seed=settings.seed,
+                  prepare=flat_unit, metrics=bs.accuracy, amp_dtype=autocast_dtype(device, settings.precision),
+                  on_epoch=tracker.log_epoch, watch={"test": test},
+                  resume_dir=resume_dir(stage, (settings, cfg, size), (data["path"],)))
+        last = out.history[-1]
+        metrics = {k: last[k] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+        metrics.update(steps=last["step"], train_seconds=round(last["elapsed_seconds"], 3),
+                       samples_per_second=round(len(train) * len(out.history) / last["elapsed_seconds"]),
+                       parameters=parameter_count(model))
+        atomic_torch_save({"state_dict": out.best_state, "hidden": cfg.hidden}, Path(f"models/batch_size/{size}.pt"))
+        write_json(metrics, Path(f"metrics/batch_size/{size}.json"))
+        write_csv(pd.DataFrame(out.history), Path(f"plots/batch_size/{size}.csv"))
+        tracker.log_metrics(metrics)
+    print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f} after {metrics['steps']} steps, "
+          f"{metrics['train_seconds']:.1f}s on {device}")
+
+
+def batch_size_accumulation(settings, cfg) -> None:
+    """The out-of-memory answer, measured: gradient equality, training equality, memory."""
+    import copy
+
+    from pipeline import batchsize as bs
+    from pipeline.engine import Split
+    from pipeline.mnist import flat_unit, to_unit
+
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    train, test, data = mnist_splits(device, cfg.train_limit, cfg.test_limit)
+    acc = cfg.accumulation
+    parts = acc.batch // acc.micro_batch
+    make = lambda: bs.MLP(cfg.hidden).to(device)  # noqa: E731
+    as64 = lambda x, y, training: (to_unit(x).double(), y)  # noqa: E731
+    torch.manual_seed(settings.seed)
+    model = make()
+    one_batch = Split(train.inputs[:acc.batch], train.targets[:acc.batch])
+    result = {"batch": acc.batch, "micro_batch": acc.micro_batch, "micro_batches_per_step": parts,
+              "gradient": {"float32": bs.gradient_gap(model, one_batch, parts, flat_unit),
+                           "float64": bs.gradient_gap(copy.deepcopy(model).double(), one_batch, parts, as64)},
+              "training": {"float32": bs.train_both_ways(make, train, cfg, settings.seed, flat_unit, test),
+                           "float64": bs.train_both_ways(lambda: make().double(), train, cfg, settings.seed, as64, test)}}
+    rows = []
+    for b in acc.memory_batches:
+        sub = Split(train.inputs[:b], train.targets[:b])
+        whole, accumulated = (bs.step_memory(model, sub, k, flat_unit) for k in (1, b // acc.micro_batch))
+        rows.append({"batch": len(sub), **{f"whole_{k}": v for k, v in whole.items()},
+                     **{f"accumulated_{k}": v for k, v in accumulated.items()}})
+    n_params = parameter_count(model)
+    result.update(device=str(device), parameters=n_params,
+                  fixed_bytes={"weights": 4 * n_params, "gradients": 4 * n_params, "adam_state": 8 * n_params},
+                  memory_measure="cuda max_memory_allocated and saved activations" if device.type == "cuda"
+                  else "activations saved for backward (saved-tensor hooks); no allocator peak on CPU")
+    table = pd.DataFrame(rows)
+    with stage_run("batch_size", "batch_size_accumulation", flatten(to_dict(acc))) as tracker:
+        write_json(result, Path("metrics/batch_size/accumulation.json"))
+        write_csv(table, Path("plots/batch_size/memory.csv"))
+        tracker.log_metrics(flatten({k: result[k] for k in ("gradient", "training")}))
+        tracker.log_artifact(Path("plots/batch_size/memory.csv"))
+    g, t = result["gradient"]["float32"], result["training"]["float32"]
+    print(f"batch_size_accumulation: gradient gap {g['max_abs_difference']:.2e} (float32), weights after "
+          f"{t['steps']} steps differ by {t['max_weight_difference']:.2e}; activations "
+          f"{rows[-1]['whole_activation_bytes'] / 1e6:.2f} MB whole vs "
+          f"{rows[-1]['accumulated_activation_bytes'] / 1e6:.3f} MB accumulated at batch {rows[-1]['batch']}")
+
+
+AE_FIGURES = Path("figures/autoencoder/train")
+
+
+def autoencoder(argv: list[str]) -> None:
+    from pipeline import autoencoder as ae
+    from pipeline import mnist_figures as mf
+    from pipeline.engine import Split, fit
+    from pipeline.mnist import to_unit
+
+    settings, cfg = load_section("autoencoder", ae.AutoencoderConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    train, test, data = mnist_splits(device, cfg.train_limit, cfg.test_limit)
+    model = ae.Autoencoder(cfg.encoder).to(device)
+    unit_pair = lambda x, y, training: (to_unit(x), to_unit(x))  # noqa: E731  (the target is the input)
+    params = flatten({**to_dict(cfg.train_config()), "encoder": cfg.encoder, "dataset": data["dataset"],
+                      "train_samples": len(train), "device": str(device)})
+    with stage_run("autoencoder", "autoencoder_train", params) as tracker:
+        out = fit(model, Split(train.inputs, train.inputs), None, ae.reconstruction_loss, cfg.train_config(),
+                  seed=settings.seed, prepare=unit_pair, amp_dtype=autocast_dtype(device, settings.precision),
+                  on_epoch=tracker.log_epoch, watch={"test": Split(test.inputs, test.inputs)},
+                  snapshot_epochs=cfg.show_epochs,
+                  resume_dir=resume_dir("autoencoder_train", (settings, cfg), (data["path"],)))
+        history = pd.DataFrame(out.history)
+        pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(settings.seed))[:cfg.show_images]
+        shown = to_unit(data["test_x"][pick])
+        recons = {}
+        for epoch, state in out.snapshots.items():
+            model.load_state_dict(state)
+            with torch.no_grad():
+                recons[epoch] = model.eval()(shown.to(device)).cpu()
+        model.load_state_dict(out.best_state)
+        last = out.history[-1]
+        metrics = {"train_loss": last["train_loss"], "test_loss": last["test_loss"],
+                   "parameters": parameter_count(model), "train_seconds": round(last["elapsed_seconds"], 3)}
+        atomic_torch_save({"state_dict": out.best_state, "encoder": cfg.encoder}, Path("models/autoencoder/autoencoder.pt"))
+        write_json(metrics, Path("metrics/autoencoder/autoencoder.json"))
+        write_csv(history, Path("plots/autoencoder/autoencoder.csv"))
+        tracker.log_metrics(metrics)
+        classes = data["classes"]
+        sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(settings.seed + 1))[:5]
+        figs = {"class_histogram.png": mf.class_histogram(data["train_y"], classes),
+                "random_images.png": mf.image_row(data["train_x"][sample],
+                                                  [classes[int(i)] for i in data["train_y"][sample]]),
+                "reconstructions.png": mf.reconstructions(shown, recons),
+                "epoch_losses.png": mf.epoch_losses(history, ae.SEED_EPOCH_LOSSES)}
+        for name, fig in figs.items():
+            save_figure(fig, AE_FIGURES / name)
+            tracker.log_figure(fig, name)
+            plt.close(fig)
+    print(f"autoencoder_train: train MSE {metrics['train_loss']:.4f}, test MSE {metrics['test_loss']:.4f}, "
+          f"{metrics['parameters']} parameters, {metrics['train_seconds']:.1f}s on {device}")
+
+
+def autoencoder_classifier(argv: list[str]) -> None:
+    from pipeline import autoencoder as ae
+    from pipeline import classification as cls
+    from pipeline import mnist_figures as mf
+    from pipeline.engine import Split, fit
+    from stages.features import AE_CODES
+
+    settings, cfg = load_section("autoencoder", ae.AutoencoderConfig)
+    if len(argv) != 1 or argv[0] not in ae.VARIANTS:
+        raise ParamError(f"usage: python -m stages.train autoencoder_classifier <{'|'.join(ae.VARIANTS)}>")
+    variant, ccfg = argv[0], cfg.classifier
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    codes = load_tensors(AE_CODES)
+    train = Split(codes["train_codes"].to(device), codes["train_y"].to(device))
+    test = Split(codes["test_codes"].to(device), codes["test_y"].to(device))
+    model = ae.build_classifier(variant, ccfg, train.inputs.shape[1]).to(device)
+    stage = f"autoencoder_classify@{variant}"
+    with stage_run("autoencoder", stage, flatten({"variant": variant, **to_dict(ccfg)})) as tracker:
+        out = fit(model, train, None, ae.cross_entropy, ccfg.train_config(), seed=settings.seed,
+                  metrics=ae.accuracy, on_epoch=tracker.log_epoch, watch={"test": test},
+                  resume_dir=resume_dir(stage, (settings, ccfg, variant), (AE_CODES,)))
+        with torch.no_grad():
+            pred = model.eval()(test.inputs).argmax(1).cpu()
+        labels, classes = codes["test_y"], codes["classes"]
+        cm = cls.confusion_matrix(labels, pred, len(classes))
+        per_batch = ae.batch_accuracy(pred, labels, ccfg.batch_size)
+        last = out.history[-1]
+        metrics = {**{f"test_{k}": v for k, v in cls.scores(cm).items()}, "test_loss": last["test_loss"],
+                   "train_loss": last["train_loss"], "train_accuracy": last["train_accuracy"],
+                   "batch_accuracy_min": float(per_batch.min()), "batch_accuracy_max": float(per_batch.max()),
+                   "parameters": parameter_count(model)}
+        atomic_torch_save({"state_dict": out.best_state, "variant": variant, "hidden": ccfg.hidden},
+                          Path(f"models/autoencoder/classifier_{variant}.pt"))
+        write_json(metrics, Path(f"metrics/autoencoder/classifier_{variant}.json"))
+        write_csv(pd.DataFrame(out.history), Path(f"plots/autoencoder/classifier_{variant}.csv"))
+        write_csv(cls.prediction_table(labels, pred, classes), Path(f"plots/autoencoder/confusion_{variant}.csv"))
+        write_csv(pd.DataFrame({"batch": range(1, len(per_batch) + 1), "accuracy": per_batch.tolist()}),
+                  Path(f"plots/autoencoder/batch_accuracy_{variant}.csv"))
+        tracker.log_metrics(metrics)
+        fig = mf.confusion(cm, classes, f"classifier on codes ({variant}): test accuracy "
+                                        f"{100 * metrics['test_accuracy']:.1f} %")
+        save_figure(fig, Path(f"figures/autoencoder/confusion_{variant}.png"))
+        tracker.log_figure(fig, f"confusion_{variant}.png")
+        plt.close(fig)
+    print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres, "separable": separable}, argv[0], "experiment")(argv[1:])
+    choose({"superres": superres, "separable": separable, "batch_size": batch_size, "autoencoder": autoencoder,
+            "autoencoder_classifier": autoencoder_classifier}, argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

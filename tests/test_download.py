@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
 
-from pipeline.download import MIRROR_ENV, RemoteFile, candidate_urls, fetch, mirror_setting
+from pipeline.download import (CHECKSUMS_ENV, MIRROR_ENV, RemoteFile, candidate_urls, fetch, mirror_setting,
+                               with_local_checksums)
 from pipeline.errors import DownloadError
 
 PAYLOAD = bytes(range(256)) * 4096          # 1 MiB, more than one read chunk
@@ -114,3 +116,23 @@ def test_local_folder_mirror(tmp_path):
     dest = tmp_path / "raw" / "archive.bin"
     fetch(_remote(), dest, mirror=str(folder))
     assert dest.read_bytes() == PAYLOAD
+
+
+def test_a_checksum_table_replaces_the_official_checksum_and_says_so(loopback, tmp_path, monkeypatch, capsys):
+    payload = b"fixture bytes in the true format"
+    (loopback.root / "data").mkdir()
+    (loopback.root / "data" / "f.gz").write_bytes(payload)
+    remote = RemoteFile(url="https://official.example.org/data/f.gz", md5="0" * 32)
+    with pytest.raises(DownloadError, match="failed its md5 check"):
+        fetch(remote, tmp_path / "a" / "f.gz", mirror=loopback.url)
+    table = tmp_path / "checksums.json"
+    table.write_text(json.dumps({"f.gz": hashlib.sha256(payload).hexdigest()}))
+    monkeypatch.setenv(CHECKSUMS_ENV, str(table))
+    got = fetch(remote, tmp_path / "b" / "f.gz", mirror=loopback.url)
+    assert got.read_bytes() == payload
+    assert f"f.gz: sha256 from {CHECKSUMS_ENV} ({table}) replaces the official checksum" in capsys.readouterr().err
+    other = RemoteFile(url="https://official.example.org/data/g.gz", md5=hashlib.md5(b"x").hexdigest())
+    assert with_local_checksums(other) == other                  # files the table does not name keep theirs
+    table.write_text("{not json")
+    with pytest.raises(DownloadError, match=f"{CHECKSUMS_ENV}=.*not a readable JSON object"):
+        fetch(remote, tmp_path / "c" / "f.gz", mirror=loopback.url)

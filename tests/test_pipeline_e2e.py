@@ -1,7 +1,9 @@
 """End to end: the real `dvc repro`, `dvc exp run` and `dvc queue start` on a copy of this repo.
 
 The copy runs at `scale: smoke` (three 32 px images, two epochs), with its own
-SQLite MLflow store at its root.
+SQLite MLflow store at its root. MNIST comes from a loopback HTTP server (`mnist.source`) serving
+IDX files made from scikit-learn's digits; their checksums reach the download layer through
+DLREPRO_CHECKSUMS, as the official ones cannot match fixture files.
 """
 from __future__ import annotations
 
@@ -14,21 +16,30 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
-from tests.conftest import ROOT
+from pipeline.download import CHECKSUMS_ENV
+from pipeline.idx import write_idx
+from pipeline.mnist import FILES
+from tests.conftest import ROOT, LoopbackServer
 
 SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
             "superres_train@subpixel4x", "superres_evaluate", "superres_report")
-STAGES = SUPERRES + ("separable_train", "separable_report", "theory_compute", "theory_report")
+MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_train@256",
+         "batch_size_train@1024", "batch_size_accumulation", "batch_size_report", "autoencoder_train",
+         "autoencoder_codes", "autoencoder_classify@literal", "autoencoder_classify@logits", "autoencoder_report")
+STAGES = SUPERRES + MNIST + ("separable_train", "separable_report", "theory_compute", "theory_report")
+EXTRA_ENV: dict[str, str] = {}
 
 
 def _env() -> dict:
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "DLREPRO_MIRROR", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return {**env, **EXTRA_ENV}
 
 
 def sh(repo: Path, *args: str, timeout: int = 600) -> str:
@@ -45,7 +56,38 @@ def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-def _copy_repo(dest: Path) -> Path:
+def _digit_fixtures(folder: Path) -> dict[str, str]:
+    """MNIST's four files in the true IDX/gzip format, from scikit-learn's 8x8 digits scaled into
+    a 20x20 box centred on 28x28 (as MNIST's): 1297 train, 500 test. Returns name -> sha256."""
+    import hashlib
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    small = torch.from_numpy(digits.images).float()[:, None] * (255 / 16)
+    box = torch.nn.functional.interpolate(small, size=(20, 20), mode="bilinear", align_corners=False)
+    images = torch.nn.functional.pad(box, (4, 4, 4, 4))[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+    labels = digits.target.astype(np.uint8)
+    folder.mkdir(parents=True)
+    for name, arr in zip(FILES, (images[:1297], labels[:1297], images[1297:], labels[1297:])):
+        write_idx(arr, folder / name)
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
+
+
+@pytest.fixture(scope="module")
+def mnist_server(tmp_path_factory):
+    www = tmp_path_factory.mktemp("www")
+    digests = _digit_fixtures(www / "mnist")                  # the official URL path is /mnist/<file>
+    table = www.parent / "fixture-checksums.json"
+    table.write_text(json.dumps(digests))
+    server = LoopbackServer(www)
+    EXTRA_ENV[CHECKSUMS_ENV] = str(table)
+    yield server
+    EXTRA_ENV.clear()
+    server.close()
+
+
+def _copy_repo(dest: Path, mnist_source: str = "") -> Path:
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
@@ -55,6 +97,7 @@ def _copy_repo(dest: Path) -> Path:
             shutil.copy2(src, dest / rel)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["scale"] = "smoke"
+    params["mnist"]["source"] = mnist_source
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.org"],
                 ["git", "config", "user.name", "ci"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
@@ -63,8 +106,8 @@ def _copy_repo(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return _copy_repo(tmp_path_factory.mktemp("e2e"))
+def repo(tmp_path_factory, mnist_server):
+    return _copy_repo(tmp_path_factory.mktemp("e2e"), mnist_server.url)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +203,65 @@ def test_separable_trains_and_answers_the_zero_loss_question(repo, first_repro):
     assert [r.info.run_name for r in runs] == ["separable_train"]
     html = (repo / "reports/separable.html").read_text()
     assert "Can the loss be exactly zero?" in html and "Traceback" not in html
+
+
+def test_mnist_is_downloaded_through_the_download_layer_and_prepared_once(repo, first_repro, mnist_server):
+    assert sorted(path for path, _ in mnist_server.requests) == sorted(f"/mnist/{f}" for f in FILES)
+    assert "replaces the official checksum" in first_repro
+    data = torch.load(repo / "data/prepared/mnist.pt")
+    assert data["train_x"].dtype == torch.uint8 and data["train_x"].shape == (1297, 28, 28)
+    assert data["test_y"].shape == (500,) and data["dataset"] == "mnist"
+    out = dvc(repo, "repro", "--force", "--single-item", "mnist_download")
+    assert ran(out) == {"mnist_download"} and len(mnist_server.requests) == 4   # persisted, re-verified only
+
+
+def test_batch_size_runs_and_the_accumulation_answer(repo, first_repro):
+    for size in (64, 256, 1024):
+        m = json.loads((repo / f"metrics/batch_size/{size}.json").read_text())
+        assert m["steps"] == 2 * math.ceil(1024 / size) and m["parameters"] == 235_146   # smoke: 1024 images
+        assert 0 <= m["test_accuracy"] <= 1
+        header = (repo / f"plots/batch_size/{size}.csv").read_text().splitlines()[0].split(",")
+        assert {"epoch", "step", "elapsed_seconds", "train_accuracy", "test_accuracy"} <= set(header)
+    acc = json.loads((repo / "metrics/batch_size/accumulation.json").read_text())
+    assert acc["micro_batches_per_step"] == 32
+    assert acc["gradient"]["float64"]["relative"] < 1e-12 and acc["gradient"]["float32"]["relative"] < 1e-5
+    assert acc["training"]["float64"]["relative_weight_difference"] < 1e-10
+    memory = (repo / "plots/batch_size/memory.csv").read_text().splitlines()
+    rows = [dict(zip(memory[0].split(","), map(float, line.split(",")))) for line in memory[1:]]
+    assert [r["batch"] for r in rows] == [2, 8, 32, 128, 512]
+    assert len({r["accumulated_activation_bytes"] for r in rows}) == 1
+    assert rows[-1]["whole_activation_bytes"] > 200 * rows[-1]["accumulated_activation_bytes"]
+    _, runs = _runs(repo, "batch_size")
+    assert {r.info.run_name for r in runs} == {"batch_size_train@64", "batch_size_train@256",
+                                               "batch_size_train@1024", "batch_size_accumulation"}
+    html = (repo / "reports/batch_size.html").read_text()
+    assert "gradient accumulation" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert html.count("data:image/png;base64") >= 4
+
+
+def test_autoencoder_codes_classifiers_and_report(repo, first_repro):
+    m = json.loads((repo / "metrics/autoencoder/autoencoder.json").read_text())
+    assert m["parameters"] == 1_032_414 and 0 < m["test_loss"] < 0.5
+    codes = torch.load(repo / "data/features/autoencoder/codes.pt")
+    assert codes["train_codes"].shape == (1024, 30) and codes["test_codes"].shape == (500, 30)
+    for variant in ("literal", "logits"):
+        c = json.loads((repo / f"metrics/autoencoder/classifier_{variant}.json").read_text())
+        assert c["parameters"] == 1_095 and 0 <= c["test_accuracy"] <= 1
+        table = (repo / f"plots/autoencoder/confusion_{variant}.csv").read_text().splitlines()
+        assert table[0] == "actual,predicted" and len(table) == 1 + 500
+        assert len((repo / f"plots/autoencoder/batch_accuracy_{variant}.csv").read_text().splitlines()) == 1 + 5
+    literal = json.loads((repo / "metrics/autoencoder/classifier_literal.json").read_text())
+    assert literal["test_loss"] > 1.46                          # softmax before cross-entropy: the floor
+    assert {p.name for p in (repo / "figures/autoencoder/train").iterdir()} == {
+        "class_histogram.png", "random_images.png", "reconstructions.png", "epoch_losses.png"}
+    _, runs = _runs(repo, "autoencoder")
+    assert {r.info.run_name for r in runs} == {"autoencoder_train", "autoencoder_classify@literal",
+                                               "autoencoder_classify@logits"}
+    html = (repo / "reports/autoencoder.html").read_text()
+    assert "Softmax before" in html and "0.0352" in html and "Traceback" not in html
+    assert html.count("data:image/png;base64") >= 7
+    dvc(repo, "plots", "show", "-o", str(repo.parent / "plots_html"))
+    assert "confusion_literal" in (repo.parent / "plots_html" / "index.html").read_text()
 
 
 def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):
