@@ -11,6 +11,7 @@
 scale = "full"
 root = "."
 dataset = "mnist"
+sizes = [64, 256, 1024]
 
 # %%
 import json
@@ -22,7 +23,7 @@ from IPython.display import Markdown, display
 from pipeline import mnist_figures as mf
 
 root = Path(root)
-runs = sorted((p for p in (root / "plots/batch_size").glob("*.csv") if p.stem.isdigit()), key=lambda p: int(p.stem))
+runs = [root / "plots/batch_size" / f"{size}.csv" for size in sorted(sizes)]
 histories = {p.stem: pd.read_csv(p) for p in runs}
 finals = {p.stem: json.loads((root / "metrics/batch_size" / f"{p.stem}.json").read_text()) for p in runs}
 acc = json.loads((root / "metrics/batch_size/accumulation.json").read_text())

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.errors import ParamError
+from pipeline.batchsize import BatchSizeConfig
 from pipeline.mnist import MnistConfig
 from pipeline.params import load_params, parse
 from pipeline.report import render
@@ -27,6 +28,8 @@ def main(argv: list[str]) -> None:
     values = {"scale": settings.scale, "root": "."}
     if name in MNIST_FAMILY:
         values["dataset"] = parse(MnistConfig, params.get("mnist", {}), key="mnist").dataset
+    if name == "batch_size":     # the runs of this configuration, not stale files of earlier ones
+        values["sizes"] = list(parse(BatchSizeConfig, params.get("batch_size", {}), key="batch_size").sizes)
     render(REPORTS / f"{name}.py", REPORTS / f"{name}.ipynb", REPORTS / f"{name}.html", values, cwd=Path.cwd())
     print(f"report {name}: {REPORTS / f'{name}.html'}")
 

@@ -234,6 +234,9 @@ def test_batch_size_runs_and_the_accumulation_answer(repo, first_repro):
     _, runs = _runs(repo, "batch_size")
     assert {r.info.run_name for r in runs} == {"batch_size_train@64", "batch_size_train@256",
                                                "batch_size_train@1024", "batch_size_accumulation"}
+    nb = json.loads((repo / "reports/batch_size.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {"scale": "smoke", "root": ".", "dataset": "mnist",
+                                                         "sizes": [64, 256, 1024]}
     html = (repo / "reports/batch_size.html").read_text()
     assert "gradient accumulation" in html and "Scale: smoke" in html and "Traceback" not in html
     assert html.count("data:image/png;base64") >= 4
