@@ -2,7 +2,9 @@
 `python -m stages.prepare <dataset family>` writes data/prepared/<dataset>.pt."""
 from __future__ import annotations
 
-from pipeline import mnist
+from pathlib import Path
+
+from pipeline import emnist, mnist
 from pipeline.files import atomic_torch_save
 from stages.common import choose, load_section, run
 
@@ -16,8 +18,21 @@ def mnist_family(argv: list[str]) -> None:
           f"-> {cfg.prepared}")
 
 
+EMNIST_PREPARED = Path("data/prepared/emnist.pt")
+
+
+def emnist_byclass(argv: list[str]) -> None:
+    from stages.download import EMNIST_RAW
+
+    settings, cfg = load_section("emnist", emnist.EmnistConfig)
+    data = emnist.prepare(EMNIST_RAW, cfg.data.val_fraction, settings.seed)
+    atomic_torch_save(data, EMNIST_PREPARED)
+    print(f"emnist: train {tuple(data['train_x'].shape)} ({len(data['val_idx'])} held out for validation), "
+          f"test {tuple(data['test_x'].shape)}, {len(data['classes'])} classes, upright -> {EMNIST_PREPARED}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"mnist": mnist_family}, argv[0], "dataset family")(argv[1:])
+    choose({"mnist": mnist_family, "emnist": emnist_byclass}, argv[0], "dataset family")(argv[1:])
 
 
 if __name__ == "__main__":

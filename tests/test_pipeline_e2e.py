@@ -2,11 +2,12 @@
 
 The copy runs at `scale: smoke` (three 32 px images, two epochs), with its own
 SQLite MLflow store at its root. MNIST comes from a loopback HTTP server (`mnist.source`) serving
-IDX files made from scikit-learn's digits; their checksums reach the download layer through
+IDX files made from scikit-learn's digits (and EMNIST's gzip.zip in NIST's layout); their checksums reach the download layer through
 DLREPRO_CHECKSUMS, as the official ones cannot match fixture files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -16,22 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
 from pipeline.download import CHECKSUMS_ENV
-from pipeline.idx import write_idx
 from pipeline.mnist import FILES
 from tests.conftest import ROOT, LoopbackServer
+from tests.fixtures import digit_images, write_emnist_zip, write_mnist_files
 
 SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
             "superres_train@subpixel4x", "superres_evaluate", "superres_report")
 MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_train@256",
          "batch_size_train@1024", "batch_size_accumulation", "batch_size_report", "autoencoder_train",
          "autoencoder_codes", "autoencoder_classify@literal", "autoencoder_classify@logits", "autoencoder_report")
-STAGES = SUPERRES + MNIST + ("separable_train", "separable_report", "theory_compute", "theory_report")
+STAGES = SUPERRES + MNIST + ("emnist_download", "emnist_prepare") + ("separable_train", "separable_report", "theory_compute", "theory_report")
 EXTRA_ENV: dict[str, str] = {}
 
 
@@ -56,30 +56,15 @@ def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-def _digit_fixtures(folder: Path) -> dict[str, str]:
-    """MNIST's four files in the true IDX/gzip format, from scikit-learn's 8x8 digits scaled into
-    a 20x20 box centred on 28x28 (as MNIST's): 1297 train, 500 test. Returns name -> sha256."""
-    import hashlib
-
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    small = torch.from_numpy(digits.images).float()[:, None] * (255 / 16)
-    box = torch.nn.functional.interpolate(small, size=(20, 20), mode="bilinear", align_corners=False)
-    images = torch.nn.functional.pad(box, (4, 4, 4, 4))[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
-    labels = digits.target.astype(np.uint8)
-    folder.mkdir(parents=True)
-    for name, arr in zip(FILES, (images[:1297], labels[:1297], images[1297:], labels[1297:])):
-        write_idx(arr, folder / name)
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
-
-
 @pytest.fixture(scope="module")
-def mnist_server(tmp_path_factory):
+def data_server(tmp_path_factory):
     www = tmp_path_factory.mktemp("www")
-    digests = _digit_fixtures(www / "mnist")                  # the official URL path is /mnist/<file>
+    write_mnist_files(www / "mnist")                          # the official URL paths
+    images, labels = digit_images()
+    write_emnist_zip(www / "cs_links/EMNIST/gzip.zip", images[:400], labels[:400], n_train=300)
+    served = [www / "mnist" / f for f in FILES] + [www / "cs_links/EMNIST/gzip.zip"]
     table = www.parent / "fixture-checksums.json"
-    table.write_text(json.dumps(digests))
+    table.write_text(json.dumps({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in served}))
     server = LoopbackServer(www)
     EXTRA_ENV[CHECKSUMS_ENV] = str(table)
     yield server
@@ -87,7 +72,7 @@ def mnist_server(tmp_path_factory):
     server.close()
 
 
-def _copy_repo(dest: Path, mnist_source: str = "") -> Path:
+def _copy_repo(dest: Path, data_source: str = "") -> Path:
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):
@@ -97,7 +82,7 @@ def _copy_repo(dest: Path, mnist_source: str = "") -> Path:
             shutil.copy2(src, dest / rel)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["scale"] = "smoke"
-    params["mnist"]["source"] = mnist_source
+    params["mnist"]["source"] = params["emnist"]["source"] = data_source
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.org"],
                 ["git", "config", "user.name", "ci"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
@@ -106,8 +91,8 @@ def _copy_repo(dest: Path, mnist_source: str = "") -> Path:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, mnist_server):
-    return _copy_repo(tmp_path_factory.mktemp("e2e"), mnist_server.url)
+def repo(tmp_path_factory, data_server):
+    return _copy_repo(tmp_path_factory.mktemp("e2e"), data_server.url)
 
 
 @pytest.fixture(scope="module")
@@ -205,14 +190,30 @@ def test_separable_trains_and_answers_the_zero_loss_question(repo, first_repro):
     assert "Can the loss be exactly zero?" in html and "Traceback" not in html
 
 
-def test_mnist_is_downloaded_through_the_download_layer_and_prepared_once(repo, first_repro, mnist_server):
-    assert sorted(path for path, _ in mnist_server.requests) == sorted(f"/mnist/{f}" for f in FILES)
+def test_mnist_is_downloaded_through_the_download_layer_and_prepared_once(repo, first_repro, data_server):
+    assert sorted(path for path, _ in data_server.requests) == sorted(
+        [f"/mnist/{f}" for f in FILES] + ["/cs_links/EMNIST/gzip.zip"])
     assert "replaces the official checksum" in first_repro
     data = torch.load(repo / "data/prepared/mnist.pt")
     assert data["train_x"].dtype == torch.uint8 and data["train_x"].shape == (1297, 28, 28)
     assert data["test_y"].shape == (500,) and data["dataset"] == "mnist"
     out = dvc(repo, "repro", "--force", "--single-item", "mnist_download")
-    assert ran(out) == {"mnist_download"} and len(mnist_server.requests) == 4   # persisted, re-verified only
+    assert ran(out) == {"mnist_download"} and len(data_server.requests) == 5   # persisted, re-verified only
+
+
+def test_emnist_keeps_only_byclass_and_prepares_it_upright(repo, first_repro, data_server):
+    raw = sorted(p.name for p in (repo / "data/raw/emnist").iterdir())
+    assert raw == sorted(["manifest.json", "emnist-byclass-mapping.txt"] + [
+        f"emnist-byclass-{s}-ubyte.gz" for s in ("train-images-idx3", "train-labels-idx1", "test-images-idx3",
+                                                  "test-labels-idx1")])
+    assert not (repo / ".cache/downloads/emnist/gzip.zip").exists()
+    data = torch.load(repo / "data/prepared/emnist.pt")
+    images, labels = digit_images()
+    assert torch.equal(data["train_x"], torch.from_numpy(images[:300]))     # stored transposed, read upright
+    assert data["test_y"].tolist() == labels[300:400].tolist() and len(data["classes"]) == 62
+    assert len(data["val_idx"]) == 30 and len(data["train_idx"]) == 270
+    out = dvc(repo, "repro", "--force", "--single-item", "emnist_download")
+    assert "nothing to download" in out and len(data_server.requests) == 5
 
 
 def test_batch_size_runs_and_the_accumulation_answer(repo, first_repro):
