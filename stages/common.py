@@ -46,6 +46,16 @@ def save_figure(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
+def publish_figures(tracker, figs: dict, folder: Path) -> None:
+    """Each {file name: figure} saved under `folder`, logged to the stage's MLflow run, closed."""
+    import matplotlib.pyplot as plt
+
+    for name, fig in figs.items():
+        save_figure(fig, folder / name)
+        tracker.log_figure(fig, name)
+        plt.close(fig)
+
+
 def resume_dir(stage: str, config, inputs: tuple[Path, ...] = ()) -> Path:
     """A git-ignored folder for resume checkpoints, keyed by stage, params and input bytes."""
     h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True, default=str).encode())

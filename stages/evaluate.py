@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
@@ -16,7 +15,7 @@ from pipeline.superres.config import SuperresConfig
 from pipeline.superres.evaluation import score, summary, upscale_all
 from pipeline.superres.models import build_model
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, load_tensors, run, save_figure
+from stages.common import choose, load_section, load_tensors, publish_figures, run
 from stages.features import SUPERRES_OUT
 
 SR_METRICS, SR_FIGURES = Path("metrics/superres"), Path("figures/superres")
@@ -44,10 +43,7 @@ def superres(argv: list[str]) -> None:
     figs = superres_figures(feats, upscaled, result, cfg)
     with stage_run("superres", "superres_evaluate", flatten({"variants": to_dict(dict(cfg.variants))})) as tracker:
         tracker.log_metrics(flatten(result))
-        for name, fig in figs.items():
-            save_figure(fig, SR_FIGURES / name)
-            tracker.log_figure(fig, name)
-            plt.close(fig)
+        publish_figures(tracker, figs, SR_FIGURES)
     for f, methods in result.items():
         best = max(methods, key=lambda m: methods[m].get("holdout_psnr", methods[m]["psnr"]))
         print(f"superres {f}: best on hold-out {best} "
@@ -99,10 +95,7 @@ def theory(argv: list[str]) -> None:
             "dropout.png": tfig.dropout_masks()}
     with stage_run("theory", "theory_compute", flatten(to_dict(cfg))) as tracker:
         tracker.log_metrics({k: float(v) for k, v in checks.items()})
-        for name, fig in figs.items():
-            save_figure(fig, THEORY_FIGURES / name)
-            tracker.log_figure(fig, name)
-            plt.close(fig)
+        publish_figures(tracker, figs, THEORY_FIGURES)
     print(f"theory: {len(tables)} tables -> {THEORY_TABLES}, checks -> {THEORY_METRICS}")
 
 

@@ -5,7 +5,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
@@ -17,7 +16,8 @@ from pipeline.params import flatten, to_dict
 from pipeline.superres.config import SuperresConfig
 from pipeline.superres.training import train_variant
 from pipeline.tracking import stage_run
-from stages.common import choose, load_section, load_tensors, mnist_splits, resume_dir, run, save_figure
+from stages.common import (choose, load_section, load_tensors, mnist_splits, publish_figures, resume_dir,
+                           run)
 from stages.features import SUPERRES_OUT
 
 
@@ -92,11 +92,8 @@ def separable(argv: list[str]) -> None:
                     "four_points": sep.four_point_example()}, SEP_METRICS / "zero_loss.json")
         write_csv(pd.DataFrame(out.history), SEP_PLOT)
         tracker.log_metrics(metrics)
-        for name, fig in (("loss.png", loss_curve(out.history)),
-                          ("boundary.png", boundary(model.cpu(), x, y))):
-            save_figure(fig, SEP_FIGURES / name)
-            tracker.log_figure(fig, name)
-            plt.close(fig)
+        publish_figures(tracker, {"loss.png": loss_curve(out.history),
+                                  "boundary.png": boundary(model.cpu(), x, y)}, SEP_FIGURES)
     print(f"separable_train: final train loss {metrics['final_train_loss']:.3g}, "
           f"validation accuracy {metrics['val_accuracy']:.3f}")
 
@@ -231,10 +228,7 @@ def autoencoder(argv: list[str]) -> None:
                                                   [classes[int(i)] for i in data["train_y"][sample]]),
                 "reconstructions.png": mf.reconstructions(shown, recons),
                 "epoch_losses.png": mf.epoch_losses(history, ae.SEED_EPOCH_LOSSES)}
-        for name, fig in figs.items():
-            save_figure(fig, AE_FIGURES / name)
-            tracker.log_figure(fig, name)
-            plt.close(fig)
+        publish_figures(tracker, figs, AE_FIGURES)
     print(f"autoencoder_train: train MSE {metrics['train_loss']:.4f}, test MSE {metrics['test_loss']:.4f}, "
           f"{metrics['parameters']} parameters, {metrics['train_seconds']:.1f}s on {device}")
 
@@ -279,11 +273,9 @@ def autoencoder_classifier(argv: list[str]) -> None:
         write_csv(pd.DataFrame({"batch": range(1, len(per_batch) + 1), "accuracy": per_batch.tolist()}),
                   Path(f"plots/autoencoder/batch_accuracy_{variant}.csv"))
         tracker.log_metrics(metrics)
-        fig = mf.confusion(cm, classes, f"classifier on codes ({variant}): test accuracy "
-                                        f"{100 * metrics['test_accuracy']:.1f} %")
-        save_figure(fig, Path(f"figures/autoencoder/confusion_{variant}.png"))
-        tracker.log_figure(fig, f"confusion_{variant}.png")
-        plt.close(fig)
+        publish_figures(tracker, {f"confusion_{variant}.png": mf.confusion(
+            cm, classes, f"classifier on codes ({variant}): test accuracy {100 * metrics['test_accuracy']:.1f} %")},
+            Path("figures/autoencoder"))
     print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
 
 
