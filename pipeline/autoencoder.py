@@ -121,15 +121,6 @@ def reconstruction_loss(recon: Tensor, x: Tensor) -> Tensor:
     return nn.functional.mse_loss(recon, x)
 
 
-def cross_entropy(out: Tensor, labels: Tensor) -> Tensor:
-    """nn.CrossEntropyLoss on whatever the network outputs (for `literal`: probabilities)."""
-    return nn.functional.cross_entropy(out, labels)
-
-
-def accuracy(out: Tensor, labels: Tensor) -> dict[str, Tensor]:
-    return {"accuracy": (out.argmax(1) == labels).float().mean()}
-
-
 def double_softmax_floor(classes: int = 10) -> float:
     """The least CrossEntropyLoss of a softmax output: one-hot probabilities give
     -log(e / (e + classes - 1))."""

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from pipeline.classification import accuracy, cross_entropy
 from pipeline.engine import Split, TrainConfig, accumulate_gradients, fit
 from pipeline.params import bounds
 
@@ -77,14 +78,6 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    return nn.functional.cross_entropy(logits, labels)
-
-
-def accuracy(out: Tensor, labels: Tensor) -> dict[str, Tensor]:
-    return {"accuracy": (out.argmax(1) == labels).float().mean()}
-
-
 def mlp_parameters(hidden: tuple[int, ...], n_in: int = 784, n_out: int = 10) -> int:
     """Weights and biases of MLP(hidden), counted by hand."""
     sizes = (n_in, *hidden, n_out)
@@ -116,14 +109,12 @@ def train_both_ways(make_model, data: Split, cfg: BatchSizeConfig, seed: int, pr
     for name, parts in (("whole", 1), ("accumulated", acc.batch // acc.micro_batch)):
         torch.manual_seed(seed)
         model = make_model()
-        fit(model, subset, None, cross_entropy, cfg.train_config(acc.batch, parts, epochs=1), seed=seed,
-            prepare=prepare, metrics=accuracy, progress=False,
-            watch={"test": test} if test is not None else None)
+        out = fit(model, subset, None, cross_entropy, cfg.train_config(acc.batch, parts, epochs=1), seed=seed,
+                  prepare=prepare, metrics=accuracy, progress=False,
+                  watch={"test": test} if test is not None else None)
         finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
         if test is not None:
-            from pipeline.engine import evaluate
-
-            result[f"{name}_test_accuracy"] = evaluate(model, test, cross_entropy, 1024, prepare, accuracy)["accuracy"]
+            result[f"{name}_test_accuracy"] = out.history[-1]["test_accuracy"]
     diff = (finals[0] - finals[1]).abs()
     result.update(steps=-(-n // acc.batch), max_weight_difference=diff.max().item(),
                   mean_weight_difference=diff.mean().item(),

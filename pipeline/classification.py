@@ -6,6 +6,17 @@ import torch
 from torch import Tensor
 
 
+def accuracy(out: Tensor, labels: Tensor) -> dict[str, Tensor]:
+    """The engine's metrics hook: share of argmax predictions equal to the labels (logits or
+    probabilities alike)."""
+    return {"accuracy": (out.argmax(1) == labels).float().mean()}
+
+
+def cross_entropy(out: Tensor, labels: Tensor) -> Tensor:
+    """nn.CrossEntropyLoss on whatever the network outputs (it applies log-softmax itself)."""
+    return torch.nn.functional.cross_entropy(out, labels)
+
+
 def confusion_matrix(labels: Tensor, pred: Tensor, classes: int) -> Tensor:
     """(classes, classes) int64 counts; rows are true classes, columns predictions (sklearn's layout)."""
     flat = labels.long().flatten() * classes + pred.long().flatten()

@@ -259,5 +259,6 @@ def _load_resume(path: Path, model, opt, sched, gen, device) -> dict:
         torch.cuda.set_rng_state_all([s.cpu() for s in blob["cuda_rng"]])
     best = blob["best_state"]
     return {"epoch": blob["epoch"], "history": blob["history"], "best_epoch": blob["best_epoch"],
-            "best_value": blob["best_value"], "snapshots": {e: {k: v.cpu() for k, v in st.items()} for e, st in blob["snapshots"].items()},
+            "best_value": blob["best_value"],
+            "snapshots": {e: {k: v.cpu() for k, v in st.items()} for e, st in blob["snapshots"].items()},
             "best_state": {k: v.cpu() for k, v in best.items()} if best is not None else None}

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pipeline.classification import accuracy
 from pipeline.engine import TrainConfig
 from pipeline.params import bounds
 
@@ -59,10 +60,6 @@ class SoftmaxMLP(nn.Module):
 def bce_on_softmax(probs: Tensor, labels: Tensor) -> Tensor:
     """Binary cross-entropy of the two softmax outputs against one-hot targets (nn.BCELoss)."""
     return nn.functional.binary_cross_entropy(probs, nn.functional.one_hot(labels, 2).to(probs.dtype))
-
-
-def accuracy(probs: Tensor, labels: Tensor) -> dict[str, Tensor]:
-    return {"accuracy": (probs.argmax(1) == labels).float().mean()}
 
 
 def losses_at_margin(margins: Tensor) -> dict[str, Tensor]:

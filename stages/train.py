@@ -252,8 +252,8 @@ def autoencoder_classifier(argv: list[str]) -> None:
     model = ae.build_classifier(variant, ccfg, train.inputs.shape[1]).to(device)
     stage = f"autoencoder_classify@{variant}"
     with stage_run("autoencoder", stage, flatten({"variant": variant, **to_dict(ccfg)})) as tracker:
-        out = fit(model, train, None, ae.cross_entropy, ccfg.train_config(), seed=settings.seed,
-                  metrics=ae.accuracy, on_epoch=tracker.log_epoch, watch={"test": test},
+        out = fit(model, train, None, cls.cross_entropy, ccfg.train_config(), seed=settings.seed,
+                  metrics=cls.accuracy, on_epoch=tracker.log_epoch, watch={"test": test},
                   resume_dir=resume_dir(stage, (settings, ccfg, variant), (AE_CODES,)))
         with torch.no_grad():
             pred = model.eval()(test.inputs).argmax(1).cpu()

@@ -123,7 +123,7 @@ def test_confusion_and_scores_match_sklearn():
 def test_softmax_before_cross_entropy_has_a_floor():
     one_hot_probs = torch.softmax(torch.tensor([[200.0] + [0.0] * 9]), dim=1)
     assert one_hot_probs[0, 0] == 1.0
-    loss = ae.cross_entropy(one_hot_probs, torch.tensor([0]))
+    loss = cls.cross_entropy(one_hot_probs, torch.tensor([0]))
     assert loss.item() == pytest.approx(ae.double_softmax_floor(), rel=1e-6)
     assert ae.double_softmax_floor() == pytest.approx(1.4612, abs=1e-4)
 
