@@ -7,17 +7,22 @@ returns it (rows are the glyph's columns): `upright` fixes that once, in the pre
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from pipeline.classification import accuracy, cross_entropy
 from pipeline.download import RemoteFile
-from pipeline.errors import DataError
+from pipeline.emnist_models import PARAMETER_TOLERANCE, CnnConfig, MlpConfig, build, parameter_counts
+from pipeline.engine import FitResult, Split, TrainConfig, fit
+from pipeline.errors import DataError, ParamError
 from pipeline.files import atomic_path
 from pipeline.idx import read_idx
 from pipeline.params import bounds
@@ -40,13 +45,48 @@ class EmnistData:
 
 
 @dataclass(frozen=True)
+class EmnistTrain:
+    """One set of hyper-parameters for all three models; the best epoch by validation accuracy is kept."""
+    epochs: int = field(default=10, metadata=bounds(ge=1))
+    batch_size: int = field(default=256, metadata=bounds(ge=1))
+    lr: float = field(default=1e-3, metadata=bounds(gt=0))
+    weight_decay: float = field(default=5e-5, metadata=bounds(ge=0))    # L2 (Adam adds wd·w to the gradient)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    schedule: Literal["constant", "cosine"] = "cosine"
+    eval_batch: int = field(default=2048, metadata=bounds(ge=1))
+    train_limit: int | None = None     # first N of the training / validation / test images (None: all)
+    val_limit: int | None = None
+    test_limit: int | None = None
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, optimizer=self.optimizer, schedule=self.schedule,
+                           monitor="val_accuracy", mode="max")
+
+
+@dataclass(frozen=True)
 class EmnistConfig:
-    """The `emnist` section (data so far; the models join it with the training stages)."""
+    """The `emnist` section: data, the three models, their shared training."""
     data: EmnistData
+    mlp: MlpConfig
+    cnn: CnnConfig
+    train: EmnistTrain
     source: str = ""    # a folder or URL base holding gzip.zip; wins over data.mirror here
 
+    def validate(self, key: str) -> None:
+        counts = parameter_counts(self.mlp, self.cnn, N_CLASSES)
+        ratio = counts["mlp"] / counts["cnn"]
+        if abs(ratio - 1) > PARAMETER_TOLERANCE:
+            raise ParamError(f"{key}: the MLP has {counts['mlp']:,} parameters and the CNN {counts['cnn']:,} "
+                             f"(ratio {ratio:.2f}); they must be within ±{PARAMETER_TOLERANCE:.0%} of each "
+                             f"other: change {key}.mlp.hidden or {key}.cnn.channels")
+
     def at_scale(self, scale: str) -> "EmnistConfig":
-        return self
+        if scale == "full":
+            return self
+        train = dataclasses.replace(self.train, epochs=min(self.train.epochs, 2), train_limit=2048,
+                                    val_limit=512, test_limit=1024)
+        return dataclasses.replace(self, train=train)
 
 
 def raw_files(raw_dir: Path) -> dict[str, Path]:
@@ -136,3 +176,53 @@ def prepare(raw_dir: Path, val_fraction: float, seed: int) -> dict:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def splits(data: dict, t: EmnistTrain, device: torch.device) -> dict[str, Split]:
+    """train / val (the seeded split of NIST's train) and test, uint8 images on `device`, cut to
+    the configured limits (None: all)."""
+    out = {}
+    for name, idx in (("train", data["train_idx"][:t.train_limit]), ("val", data["val_idx"][:t.val_limit])):
+        out[name] = Split(data["train_x"][idx].to(device), data["train_y"][idx].to(device))
+    out["test"] = Split(data["test_x"][:t.test_limit].to(device), data["test_y"][:t.test_limit].to(device))
+    for name, split in out.items():
+        if len(split) == 0:
+            raise DataError(f"emnist {name} split is empty; check emnist.train.{name}_limit and the prepared data")
+    return out
+
+
+def pixel_statistics(images: Tensor) -> tuple[float, float]:
+    """Mean and standard deviation of uint8 pixels scaled to [0, 1], exact, from a 256-bin
+    histogram (no float copy of the dataset)."""
+    counts = torch.bincount(images.flatten(), minlength=256).double().cpu()
+    values = torch.arange(256, dtype=torch.float64) / 255
+    n = counts.sum()
+    mean = (counts * values).sum() / n
+    var = (counts * (values - mean) ** 2).sum() / n
+    return float(mean), float(var.sqrt())
+
+
+def train_model(name: str, cfg: EmnistConfig, data: dict[str, Split], classes: int, *, seed: int,
+                amp_dtype=None, on_epoch=None, resume_dir: Path | None = None,
+                snapshot_epochs: tuple[int, ...] = ()) -> tuple[nn.Module, FitResult]:
+    """Build `name`, set its input statistics from the training split, train with the shared
+    hyper-parameters, and return it holding the best epoch's weights (by validation accuracy)."""
+    torch.manual_seed(seed)
+    device = data["train"].inputs.device
+    model = build(name, cfg.mlp, cfg.cnn, classes).to(device)
+    mean, std = pixel_statistics(data["train"].inputs)
+    model.standardize.mean.fill_(mean)
+    model.standardize.std.fill_(max(std, 1e-6))
+    out = fit(model, data["train"], data["val"], cross_entropy, cfg.train.train_config(), seed=seed,
+              metrics=accuracy, amp_dtype=amp_dtype, on_epoch=on_epoch, resume_dir=resume_dir,
+              snapshot_epochs=snapshot_epochs)
+    model.load_state_dict(out.best_state)
+    return model, out
+
+
+def first_of_each_class(labels: Tensor, classes: int) -> list[int | None]:
+    """Index of the first image of each class (None where a class has no image)."""
+    n = len(labels)
+    first = torch.full((classes,), n, dtype=torch.long)
+    first.scatter_reduce_(0, labels.long().cpu(), torch.arange(n), reduce="amin")
+    return [int(i) if i < n else None for i in first]

@@ -40,3 +40,13 @@ def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path
                                 f"is at {kept}") from None
         body, _ = HTMLExporter().from_filename(str(out))
     write_text(body, html)
+
+
+def show(fig) -> None:
+    """Display a matplotlib figure in a notebook once: closed after display, so the inline
+    backend does not draw it again at the end of the cell."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)

@@ -22,6 +22,7 @@ from IPython.display import Image, Markdown, display
 
 from pipeline import autoencoder as ae
 from pipeline import mnist_figures as mf
+from pipeline.report import show
 
 root = Path(root)
 figs = root / "figures/autoencoder"
@@ -111,6 +112,6 @@ curves.style.format("{:.4f}")
 # `plots/autoencoder/confusion_*.csv`):
 
 # %%
-display(mf.batch_accuracy(per_batch))
+show(mf.batch_accuracy(per_batch))
 for v in ae.VARIANTS:
     display(Image(filename=str(figs / f"confusion_{v}.png")))

@@ -21,6 +21,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from pipeline import mnist_figures as mf
+from pipeline.report import show
 
 root = Path(root)
 runs = [root / "plots/batch_size" / f"{size}.csv" for size in sorted(sizes)]
@@ -50,7 +51,7 @@ table.style.format({"test_accuracy": "{:.2%}", "train_accuracy": "{:.2%}", "test
 # %%
 for x in ("epoch", "step", "elapsed_seconds"):
     display(Markdown(f"**Against {mf.X_LABELS[x]}**"))
-    display(mf.batch_size_curves(histories, x))
+    show(mf.batch_size_curves(histories, x))
 
 # %%
 first = {b: h["test_accuracy"].iloc[0] for b, h in histories.items()}
@@ -129,7 +130,7 @@ display(Markdown(
 display(Markdown(f"Measured as: {acc['memory_measure']}. Fixed for every batch size: weights "
                  f"{acc['fixed_bytes']['weights'] / 1e6:.2f} MB, gradients {acc['fixed_bytes']['gradients'] / 1e6:.2f} MB, "
                  f"Adam state {acc['fixed_bytes']['adam_state'] / 1e6:.2f} MB ({acc['parameters']:,} parameters)."))
-display(mf.memory_bars(memory))
+show(mf.memory_bars(memory))
 shown = memory.set_index("batch") / 1e6
 shown.columns = [c.replace("_bytes", " (MB)").replace("_", " ") for c in shown.columns]
 shown

@@ -19,16 +19,32 @@ def mnist_family(argv: list[str]) -> None:
 
 
 EMNIST_PREPARED = Path("data/prepared/emnist.pt")
+EMNIST_DATA_FIGURES = Path("figures/emnist/data")
 
 
 def emnist_byclass(argv: list[str]) -> None:
+    import matplotlib.pyplot as plt
+    import torch
+
+    from pipeline import mnist_figures as mf
+    from stages.common import save_figure
     from stages.download import EMNIST_RAW
 
     settings, cfg = load_section("emnist", emnist.EmnistConfig)
     data = emnist.prepare(EMNIST_RAW, cfg.data.val_fraction, settings.seed)
+    classes = data["classes"]
+    first = emnist.first_of_each_class(data["train_y"], len(classes))
+    tiles = [data["train_x"][i] if i is not None else torch.empty(0) for i in first]
+    shown = [i for i in first if i is not None][:10]
+    figs = {"classes.png": mf.class_grid(tiles, classes),
+            "orientation.png": mf.orientation(data["train_x"][shown].transpose(1, 2), data["train_x"][shown],
+                                              [classes[int(data["train_y"][i])] for i in shown])}
+    for name, fig in figs.items():
+        save_figure(fig, EMNIST_DATA_FIGURES / name)
+        plt.close(fig)
     atomic_torch_save(data, EMNIST_PREPARED)
     print(f"emnist: train {tuple(data['train_x'].shape)} ({len(data['val_idx'])} held out for validation), "
-          f"test {tuple(data['test_x'].shape)}, {len(data['classes'])} classes, upright -> {EMNIST_PREPARED}")
+          f"test {tuple(data['test_x'].shape)}, {len(classes)} classes, upright -> {EMNIST_PREPARED}")
 
 
 def main(argv: list[str]) -> None:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from pipeline.errors import ParamError
 from pipeline.batchsize import BatchSizeConfig
+from pipeline.emnist import EmnistConfig
 from pipeline.mnist import MnistConfig
-from pipeline.params import load_params, parse
+from pipeline.params import load_params, parse, to_dict
 from pipeline.report import render
 from pipeline.settings import settings_from
 from stages.common import run
 
 REPORTS = Path("reports")
-EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder")
+EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder", "emnist")
 MNIST_FAMILY = ("batch_size", "autoencoder")     # their reports also name the dataset they ran on
 
 
@@ -30,6 +31,9 @@ def main(argv: list[str]) -> None:
         values["dataset"] = parse(MnistConfig, params.get("mnist", {}), key="mnist").dataset
     if name == "batch_size":     # the runs of this configuration, not stale files of earlier ones
         values["sizes"] = list(parse(BatchSizeConfig, params.get("batch_size", {}), key="batch_size").sizes)
+    if name == "emnist":         # the models as configured, so the report can rebuild their layer tables
+        cfg = parse(EmnistConfig, params.get("emnist", {}), key="emnist").at_scale(settings.scale)
+        values.update(mlp=to_dict(cfg.mlp), cnn=to_dict(cfg.cnn), train=to_dict(cfg.train))
     render(REPORTS / f"{name}.py", REPORTS / f"{name}.ipynb", REPORTS / f"{name}.html", values, cwd=Path.cwd())
     print(f"report {name}: {REPORTS / f'{name}.html'}")
 

@@ -279,9 +279,62 @@ def autoencoder_classifier(argv: list[str]) -> None:
     print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")
 
 
+def emnist_model(argv: list[str]) -> None:
+    """Train one of the three EMNIST models, keep its best epoch (validation accuracy), score it on test."""
+    from pipeline import classification as cls
+    from pipeline import emnist
+    from pipeline import emnist_models as em
+    from pipeline import mnist_figures as mf
+    from stages.prepare import EMNIST_PREPARED
+
+    settings, cfg = load_section("emnist", emnist.EmnistConfig)
+    if len(argv) != 1 or argv[0] not in em.MODELS:
+        raise ParamError(f"usage: python -m stages.train emnist <{'|'.join(em.MODELS)}>")
+    name = argv[0]
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    amp = autocast_dtype(device, settings.precision)
+    data = load_tensors(EMNIST_PREPARED)
+    classes = data["classes"]
+    splits = emnist.splits(data, cfg.train, device)
+    del data
+    arch = cfg.mlp if name == "mlp" else cfg.cnn
+    stage = f"emnist_train@{name}"
+    params = flatten({"model": name, **to_dict(arch), "train": to_dict(cfg.train), "seed": settings.seed,
+                      "scale": settings.scale, "device": str(device),
+                      **{f"{k}_samples": len(v) for k, v in splits.items()}})
+    with stage_run("emnist", stage, params) as tracker:
+        model, out = emnist.train_model(name, cfg, splits, len(classes), seed=settings.seed, amp_dtype=amp,
+                                        on_epoch=tracker.log_epoch,
+                                        resume_dir=resume_dir(stage, (settings, cfg, name), (EMNIST_PREPARED,)))
+        pred, test_rate = em.predict(model, splits["test"].inputs, cfg.train.eval_batch, amp)
+        labels = splits["test"].targets.cpu()
+        cm = cls.confusion_matrix(labels, pred.cpu(), len(classes))
+        best, last = out.history[out.best_epoch - 1], out.history[-1]
+        metrics = {**{f"test_{k}": v for k, v in cls.scores(cm).items()},
+                   "best_epoch": out.best_epoch, "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
+                   "train_accuracy": best["train_accuracy"], "parameters": parameter_count(model),
+                   "train_seconds": round(last["elapsed_seconds"], 3),
+                   "train_samples_per_second": round(len(splits["train"]) * len(out.history) / last["elapsed_seconds"]),
+                   "test_samples_per_second": round(test_rate)}
+        atomic_torch_save({"state_dict": out.best_state, "model": name, "config": to_dict(arch),
+                           "classes": classes, "best_epoch": out.best_epoch}, Path(f"models/emnist/{name}.pt"))
+        write_json(metrics, Path(f"metrics/emnist/{name}.json"))
+        write_csv(pd.DataFrame(out.history), Path(f"plots/emnist/{name}.csv"))
+        write_csv(cls.per_class(cm, classes), Path(f"plots/emnist/{name}_per_class.csv"))
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(Path(f"plots/emnist/{name}_per_class.csv"))
+        publish_figures(tracker, {f"confusion_{name}.png": mf.confusion(
+            cm, classes, f"{name}: test accuracy {100 * metrics['test_accuracy']:.2f} % (rows sum to 1)",
+            normalise=True)}, Path("figures/emnist"))
+    print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f} (balanced {metrics['test_balanced_accuracy']:.4f}), "
+          f"best epoch {out.best_epoch}, {metrics['parameters']:,} parameters, "
+          f"{metrics['train_samples_per_second']:,} samples/s training on {device}")
+
+
 def main(argv: list[str]) -> None:
     choose({"superres": superres, "separable": separable, "batch_size": batch_size, "autoencoder": autoencoder,
-            "autoencoder_classifier": autoencoder_classifier}, argv[0], "experiment")(argv[1:])
+            "autoencoder_classifier": autoencoder_classifier, "emnist": emnist_model}, argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpi
 MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_train@256",
          "batch_size_train@1024", "batch_size_accumulation", "batch_size_report", "autoencoder_train",
          "autoencoder_codes", "autoencoder_classify@literal", "autoencoder_classify@logits", "autoencoder_report")
-STAGES = SUPERRES + MNIST + ("emnist_download", "emnist_prepare") + ("separable_train", "separable_report", "theory_compute", "theory_report")
+EMNIST = ("emnist_download", "emnist_prepare", "emnist_train@mlp", "emnist_train@cnn", "emnist_train@factorised",
+          "emnist_report")
+STAGES = SUPERRES + MNIST + EMNIST + ("separable_train", "separable_report", "theory_compute", "theory_report")
 EXTRA_ENV: dict[str, str] = {}
 
 
@@ -83,6 +85,8 @@ def _copy_repo(dest: Path, data_source: str = "") -> Path:
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["scale"] = "smoke"
     params["mnist"]["source"] = params["emnist"]["source"] = data_source
+    params["emnist"]["cnn"]["channels"] = [8, 16, 32]       # 20,198 parameters: a CPU trains it in seconds
+    params["emnist"]["mlp"]["hidden"] = [24]                 # 20,390: within ±10 %
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.org"],
                 ["git", "config", "user.name", "ci"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
@@ -214,6 +218,36 @@ def test_emnist_keeps_only_byclass_and_prepares_it_upright(repo, first_repro, da
     assert len(data["val_idx"]) == 30 and len(data["train_idx"]) == 270
     out = dvc(repo, "repro", "--force", "--single-item", "emnist_download")
     assert "nothing to download" in out and len(data_server.requests) == 5
+
+
+def test_emnist_trains_three_models_keeps_each_best_epoch_and_reports(repo, first_repro):
+    expected = {"mlp": 20_390, "cnn": 20_198, "factorised": 13_241}
+    for name, params in expected.items():
+        m = json.loads((repo / f"metrics/emnist/{name}.json").read_text())
+        assert m["parameters"] == params
+        for key in ("test_accuracy", "test_balanced_accuracy", "test_macro_precision", "test_macro_recall"):
+            assert 0 <= m[key] <= 1, key
+        assert m["train_samples_per_second"] > 0 and m["test_samples_per_second"] > 0
+        history = [line.split(",") for line in (repo / f"plots/emnist/{name}.csv").read_text().splitlines()]
+        col = history[0].index("val_accuracy")
+        val = [float(row[col]) for row in history[1:]]
+        assert len(val) == 2 and m["best_epoch"] == val.index(max(val)) + 1 and m["val_accuracy"] == max(val)
+        ckpt = torch.load(repo / f"models/emnist/{name}.pt")
+        assert ckpt["best_epoch"] == m["best_epoch"] and ckpt["model"] == name
+        per_class = (repo / f"plots/emnist/{name}_per_class.csv").read_text().splitlines()
+        assert per_class[0] == "class,support,precision,recall" and len(per_class) == 1 + 62
+        assert sum(int(r.split(",")[1]) for r in per_class[1:]) == 100                # the 100 test images
+    assert {p.name for p in (repo / "figures/emnist/data").iterdir()} == {"classes.png", "orientation.png"}
+    _, runs = _runs(repo, "emnist")
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {"emnist_train@mlp", "emnist_train@cnn", "emnist_train@factorised"}
+    assert "val_accuracy" in by_name["emnist_train@cnn"].data.metrics
+    assert by_name["emnist_train@factorised"].data.params["train_samples"] == "270"
+    shown = dvc(repo, "metrics", "show")
+    assert "metrics/emnist/cnn.json" in shown and "test_accuracy" in shown
+    html = (repo / "reports/emnist.html").read_text()
+    assert "Factorising the convolutions" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert "13,241 parameters" in html and html.count("data:image/png;base64") >= 7
 
 
 def test_batch_size_runs_and_the_accumulation_answer(repo, first_repro):
