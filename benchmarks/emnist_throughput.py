@@ -1,7 +1,7 @@
 """EMNIST models' throughput: training and inference samples per second of the MLP, the CNN and
 the factorised CNN as configured in params.yaml (`emnist`), on one device.
 
-    python benchmarks/emnist_throughput.py [--device auto] [--samples N] [--epochs 2]
+    python -m benchmarks.emnist_throughput [--device auto] [--samples N] [--epochs 2]
 
 Synthetic uint8 28×28 images with 62 classes, on the device as the pipeline keeps them; the
 first epoch is a warm-up and is not counted. Batch size and optimiser from `emnist.train`.

@@ -1,6 +1,6 @@
 """Training-engine throughput: samples per second of the superres MLPs, per device and batch size.
 
-    python benchmarks/engine_throughput.py [--device auto] [--epochs 3]
+    python -m benchmarks.engine_throughput [--device auto] [--epochs 3]
 
 Synthetic uint8 data of the full-scale superres size (114,688 literal samples), on the device
 as the pipeline keeps it; the first epoch is a warm-up and is not counted.

@@ -140,7 +140,8 @@ tables["symmetry"]
 # %%
 display(Markdown(
     f"Constant initialisation: spread {checks['symmetry_constant_spread']:.3g} after training (the units never "
-    f"differ). Random initialisation: {checks['symmetry_random_spread']:.3g}. Constant initialisation with "
+    f"differ, up to the last bit or so of float32 rounding, which a vectorised kernel may apply to one unit's "
+    f"column differently). Random initialisation: {checks['symmetry_random_spread']:.3g}. Constant initialisation with "
     f"dropout: {checks['symmetry_dropout_spread']:.3g} — dropout's random masks break the tie too."))
 
 # %% [markdown]

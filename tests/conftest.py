@@ -74,3 +74,10 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """The two end-to-end modules first: with pytest-xdist (`--dist loadfile
+    --no-loadscope-reorder`, pyproject.toml) each of the first two workers starts on one of them,
+    and the quick unit modules fill in around them. The order is deterministic, as xdist needs."""
+    items.sort(key=lambda item: 0 if item.path.name.startswith("test_e2e_") else 1)

@@ -145,7 +145,9 @@ def test_constant_initialisation_keeps_hidden_units_identical():
     const = networks.symmetry_run("constant", hidden=6, steps=100, lr=0.1, seed=0)
     rand = networks.symmetry_run("random", hidden=6, steps=100, lr=0.1, seed=0)
     drop = networks.symmetry_run("constant", hidden=6, steps=100, lr=0.1, seed=0, dropout=0.3)
-    assert const["spread_before"] == 0.0 and const["spread_after"] == 0.0
+    # identical in exact arithmetic; a BLAS kernel may round one unit's column differently (seen on
+    # AVX-512: 3e-8 after 100 steps), so "identical" means within float32 rounding
+    assert const["spread_before"] == 0.0 and const["spread_after"] < 1e-6
     assert rand["spread_after"] > 0.1 and drop["spread_after"] > 0.01
 
 

@@ -1,0 +1,83 @@
+"""Helpers of the end-to-end modules (test_e2e_*.py): a copy of this repository at smoke scale,
+the real `dvc` and `git` run in it, and its SQLite MLflow store read back.
+
+The end-to-end suite is split in two modules, each with its own repository copy, so that
+pytest-xdist runs them side by side (see pyproject.toml): `test_e2e_core.py` (superres,
+separable, theory, experiments and the queue) and `test_e2e_data.py` (the downloaded datasets:
+MNIST family and EMNIST, served from loopback). `test_every_stage_is_covered` in the core module
+checks that together they run every stage of dvc.yaml.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
+            "superres_train@subpixel4x", "superres_evaluate", "superres_report")
+CORE = SUPERRES + ("separable_train", "separable_report", "theory_compute", "theory_report")
+MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_train@256",
+         "batch_size_train@1024", "batch_size_accumulation", "batch_size_report", "autoencoder_train",
+         "autoencoder_codes", "autoencoder_classify@literal", "autoencoder_classify@logits", "autoencoder_report")
+EMNIST = ("emnist_download", "emnist_prepare", "emnist_train@mlp", "emnist_train@cnn", "emnist_train@factorised",
+          "emnist_report")
+DATA = MNIST + EMNIST
+REPORTS = {"core": ("superres_report", "separable_report", "theory_report"),
+           "data": ("batch_size_report", "autoencoder_report", "emnist_report")}
+
+
+def env(extra: dict[str, str] | None = None) -> dict:
+    out = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "DLREPRO_MIRROR", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE",
+                        "PYTEST_XDIST_WORKER", "PYTEST_XDIST_TESTRUNUID", "PYTEST_XDIST_WORKER_COUNT")}
+    out["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{out.get('PATH', '')}"
+    return {**out, **(extra or {})}
+
+
+def sh(repo: Path, *args: str, timeout: int = 600, extra_env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(args, cwd=repo, env=env(extra_env), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def dvc(repo: Path, *args: str, timeout: int = 600, extra_env: dict[str, str] | None = None) -> str:
+    return sh(repo, sys.executable, "-m", "dvc", *args, timeout=timeout, extra_env=extra_env)
+
+
+def ran(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def copy_repo(dest: Path, edit=None) -> Path:
+    """This repository's tracked and untracked-but-not-ignored files in a fresh git repo at
+    `dest`, at `scale: smoke`; `edit(params)` may change params.yaml further."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["scale"] = "smoke"
+    if edit is not None:
+        edit(params)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "ci@example.org"],
+                ["git", "config", "user.name", "ci"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        sh(dest, *cmd)
+    return dest
+
+
+def mlflow_runs(repo: Path, experiment: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id], max_results=500)

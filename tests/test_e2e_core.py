@@ -1,0 +1,142 @@
+"""End to end, part 1: the real `dvc repro`, `dvc exp run` and `dvc queue start` on a copy of this
+repo for the experiments that need no download (superres on scikit-image's photographs,
+separable, theory), at `scale: smoke` (three 32 px images, two epochs), with its own SQLite MLflow
+store at its root. Part 2 (downloaded datasets) is test_e2e_data.py; helpers in tests/e2e.py.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.e2e import CORE, DATA, REPORTS, SUPERRES, copy_repo, dvc, mlflow_runs, ran, sh
+
+TARGETS = REPORTS["core"]
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return copy_repo(tmp_path_factory.mktemp("e2e-core"))
+
+
+@pytest.fixture(scope="module")
+def first_repro(repo):
+    return dvc(repo, "repro", *TARGETS)
+
+
+def test_every_stage_is_covered_by_the_two_end_to_end_repos():
+    listed = dvc(ROOT, "stage", "list", "--name-only").split()
+    assert sorted(listed) == sorted(CORE + DATA)
+
+
+def test_repro_runs_every_stage_and_writes_metrics(repo, first_repro):
+    assert ran(first_repro) == set(CORE)
+    ev = json.loads((repo / "metrics/superres/eval.json").read_text())
+    assert set(ev) == {"x2", "x4"}
+    assert {"nearest", "bilinear", "bicubic", "literal", "subpixel"} <= set(ev["x2"])
+    assert {"bicubic", "subpixel x2 twice", "subpixel4x"} <= set(ev["x4"])
+    for row in ev["x2"].values():
+        assert 5 < row["psnr"] < 60 and 0 < row["ssim"] <= 1 and "holdout_psnr" in row
+    lit = json.loads((repo / "metrics/superres/literal.json").read_text())
+    positions = 3 * 16 * 16                                     # three 32 px images, halved
+    assert lit["train_samples"] == round(0.7 * positions) * 4   # one literal sample per high-res pixel
+    assert lit["parameters"] == 10499 and math.isfinite(lit["test_loss"])
+    history = (repo / "plots/superres/subpixel.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,train_loss,val_loss") and len(history) == 3
+    assert "metrics/superres/literal.json" in dvc(repo, "metrics", "show")
+    assert "up to date" in dvc(repo, "status", *TARGETS)
+
+
+def test_rerunning_a_stage_reproduces_its_outputs_bit_for_bit(repo, first_repro):
+    before = (repo / "dvc.lock").read_text()
+    out = dvc(repo, "repro", "--force", "--single-item", "superres_train@subpixel")
+    assert ran(out) == {"superres_train@subpixel"}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["superres_train@subpixel"]
+    old = yaml.safe_load(before)["stages"]["superres_train@subpixel"]
+    model = lambda stage: [o for o in stage["outs"] if o["path"].endswith(".pt")][0]["md5"]  # noqa: E731
+    assert model(lock) == model(old)
+    assert "superres_evaluate" not in dvc(repo, "status", *TARGETS)
+
+
+def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
+    client, runs = mlflow_runs(repo, "superres")
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {s for s in SUPERRES if "train" in s or "evaluate" in s}
+    head = sh(repo, "git", "rev-parse", "HEAD").strip()
+    for r in runs:
+        assert r.info.status == "FINISHED" and r.data.tags["git.revision"] == head
+        assert r.data.tags["dvc.stage"] == r.info.run_name
+    lit = by_name["superres_train@literal"]
+    assert [m.step for m in client.get_metric_history(lit.info.run_id, "val_loss")] == [1, 2]
+    assert lit.data.params["hidden"] == "[64, 128]" and "test_loss" in lit.data.metrics
+    ev = by_name["superres_evaluate"]
+    assert "x2.subpixel.psnr" in ev.data.metrics
+    arts = {a.path for a in client.list_artifacts(ev.info.run_id)}
+    assert "grid_x2_holdout.png" in arts and "psnr.png" in arts
+
+
+def test_repro_renders_the_report(repo, first_repro):
+    html = (repo / "reports/superres.html").read_text()
+    assert "super-resolution with a multi-layer perceptron" in html
+    assert "Scale: smoke" in html and "x2 twice" in html and "subpixel4x" in html
+    assert "Traceback" not in html and "Error" not in html.split("</style>")[-1]
+    nb = json.loads((repo / "reports/superres.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {"scale": "smoke", "root": "."}
+    assert html.count("data:image/png;base64") >= 5
+
+
+def test_theory_checks_hold_and_render(repo, first_repro):
+    checks = json.loads((repo / "metrics/theory/checks.json").read_text())
+    for key in ("cnn_parameters_agree_with_seed", "dilation_formulas_hold", "gmp_gradients_agree_with_seed",
+                "momentum_agrees_with_seed", "momentum_torch_equals_hand", "hat_kinks_only_at_knots"):
+        assert checks[key] is True, key
+    assert checks["symmetry_constant_spread"] < 1e-6 and checks["conv1d_closed_form_max_error"] < 1e-12
+    _, runs = mlflow_runs(repo, "theory")
+    assert [r.info.run_name for r in runs] == ["theory_compute"]
+    assert runs[0].data.metrics["momentum_agrees_with_seed"] == 1.0
+    html = (repo / "reports/theory.html").read_text()
+    assert "checked by computation" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert html.count("agrees ✔") >= 6 and html.count("data:image/png;base64") >= 4
+
+
+def test_separable_trains_and_answers_the_zero_loss_question(repo, first_repro):
+    train = json.loads((repo / "metrics/separable/train.json").read_text())
+    assert train["parameters"] == 42 and math.isfinite(train["final_train_loss"])
+    zero = json.loads((repo / "metrics/separable/zero_loss.json").read_text())
+    assert zero["four_points"]["loss_float32"] == 0.0 and zero["four_points"]["loss_float64"] > 0
+    assert len((repo / "plots/separable/history.csv").read_text().splitlines()) == 1 + 5   # smoke: 5 epochs
+    _, runs = mlflow_runs(repo, "separable")
+    assert [r.info.run_name for r in runs] == ["separable_train"]
+    html = (repo / "reports/separable.html").read_text()
+    assert "Can the loss be exactly zero?" in html and "Traceback" not in html
+
+
+def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):
+    out = dvc(repo, "exp", "run", *TARGETS, "-S", "superres.variants.literal.hidden=[32,64]")
+    assert ran(out) == {"superres_train@literal", "superres_evaluate", "superres_report"}
+    lit = json.loads((repo / "metrics/superres/literal.json").read_text())
+    assert lit["parameters"] == 27 * 32 + 32 + 32 * 64 + 64 + 64 * 3 + 3
+    _, runs = mlflow_runs(repo, "superres")
+    tagged = [r for r in runs if r.data.tags.get("dvc.exp_name")]
+    assert {r.info.run_name for r in tagged} == {"superres_train@literal", "superres_evaluate"}
+
+
+def test_a_queued_experiment_lands_its_runs_in_the_repository_store(repo, first_repro):
+    out = dvc(repo, "exp", "run", "--queue", *TARGETS, "-S", "superres.variants.subpixel4x.hidden=[16]")
+    name = out.split("Queued experiment '")[1].split("'")[0]
+    dvc(repo, "queue", "start")
+    deadline = time.time() + 420
+    while time.time() < deadline:
+        status = dvc(repo, "queue", "status")
+        if name in status and not any(s in status for s in ("Queued", "Running")):
+            break
+        time.sleep(3)
+    assert "Success" in status, status
+    _, runs = mlflow_runs(repo, "superres")
+    landed = {r.info.run_name for r in runs if r.data.tags.get("dvc.exp_name") == name}
+    assert landed == {"superres_train@subpixel4x", "superres_evaluate"}
+    assert not list((repo / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))

@@ -1,0 +1,174 @@
+"""End to end, part 2: the downloaded datasets. MNIST-format IDX files made from scikit-learn's
+digits and an EMNIST `gzip.zip` in NIST's layout are served from a loopback HTTP server
+(`mnist.source`, `emnist.source`); their checksums reach the download layer through
+DLREPRO_CHECKSUMS, as the official ones cannot match fixture files. The real `dvc repro` runs the
+MNIST-family and EMNIST stages on a copy of this repo at `scale: smoke`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+
+from pipeline.download import CHECKSUMS_ENV
+from pipeline.mnist import FILES
+from tests.conftest import LoopbackServer
+from tests.e2e import DATA, REPORTS, copy_repo, mlflow_runs, ran
+from tests.e2e import dvc as _dvc
+from tests.fixtures import digit_images, write_emnist_zip, write_mnist_files
+
+EXTRA_ENV: dict[str, str] = {}
+
+
+def dvc(repo, *args, timeout: int = 600) -> str:
+    return _dvc(repo, *args, timeout=timeout, extra_env=EXTRA_ENV)
+
+
+@pytest.fixture(scope="module")
+def data_server(tmp_path_factory):
+    www = tmp_path_factory.mktemp("www")
+    write_mnist_files(www / "mnist")                          # the official URL paths
+    images, labels = digit_images()
+    write_emnist_zip(www / "cs_links/EMNIST/gzip.zip", images[:400], labels[:400], n_train=300)
+    served = [www / "mnist" / f for f in FILES] + [www / "cs_links/EMNIST/gzip.zip"]
+    table = www.parent / "fixture-checksums.json"
+    table.write_text(json.dumps({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in served}))
+    server = LoopbackServer(www)
+    EXTRA_ENV[CHECKSUMS_ENV] = str(table)
+    yield server
+    EXTRA_ENV.clear()
+    server.close()
+
+
+def _smoke_data(url: str):
+    def edit(params: dict) -> None:
+        params["mnist"]["source"] = params["emnist"]["source"] = url
+        params["emnist"]["cnn"]["channels"] = [8, 16, 32]       # 20,198 parameters: a CPU trains it in seconds
+        params["emnist"]["mlp"]["hidden"] = [24]                 # 20,390: within ±10 %
+    return edit
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, data_server):
+    return copy_repo(tmp_path_factory.mktemp("e2e-data"), _smoke_data(data_server.url))
+
+
+@pytest.fixture(scope="module")
+def first_repro(repo):
+    return dvc(repo, "repro", *REPORTS["data"])
+
+
+def test_repro_runs_every_data_stage(repo, first_repro):
+    assert ran(first_repro) == set(DATA)
+    assert "up to date" in dvc(repo, "status", *REPORTS["data"])
+
+
+def test_mnist_is_downloaded_through_the_download_layer_and_prepared_once(repo, first_repro, data_server):
+    assert sorted(path for path, _ in data_server.requests) == sorted(
+        [f"/mnist/{f}" for f in FILES] + ["/cs_links/EMNIST/gzip.zip"])
+    assert "replaces the official checksum" in first_repro
+    data = torch.load(repo / "data/prepared/mnist.pt")
+    assert data["train_x"].dtype == torch.uint8 and data["train_x"].shape == (1297, 28, 28)
+    assert data["test_y"].shape == (500,) and data["dataset"] == "mnist"
+    out = dvc(repo, "repro", "--force", "--single-item", "mnist_download")
+    assert ran(out) == {"mnist_download"} and len(data_server.requests) == 5   # persisted, re-verified only
+
+
+def test_emnist_keeps_only_byclass_and_prepares_it_upright(repo, first_repro, data_server):
+    raw = sorted(p.name for p in (repo / "data/raw/emnist").iterdir())
+    assert raw == sorted(["manifest.json", "emnist-byclass-mapping.txt"] + [
+        f"emnist-byclass-{s}-ubyte.gz" for s in ("train-images-idx3", "train-labels-idx1", "test-images-idx3",
+                                                  "test-labels-idx1")])
+    assert not (repo / ".cache/downloads/emnist/gzip.zip").exists()
+    data = torch.load(repo / "data/prepared/emnist.pt")
+    images, labels = digit_images()
+    assert torch.equal(data["train_x"], torch.from_numpy(images[:300]))     # stored transposed, read upright
+    assert data["test_y"].tolist() == labels[300:400].tolist() and len(data["classes"]) == 62
+    assert len(data["val_idx"]) == 30 and len(data["train_idx"]) == 270
+    out = dvc(repo, "repro", "--force", "--single-item", "emnist_download")
+    assert "nothing to download" in out and len(data_server.requests) == 5
+
+
+def test_emnist_trains_three_models_keeps_each_best_epoch_and_reports(repo, first_repro):
+    expected = {"mlp": 20_390, "cnn": 20_198, "factorised": 13_241}
+    for name, params in expected.items():
+        m = json.loads((repo / f"metrics/emnist/{name}.json").read_text())
+        assert m["parameters"] == params
+        for key in ("test_accuracy", "test_balanced_accuracy", "test_macro_precision", "test_macro_recall"):
+            assert 0 <= m[key] <= 1, key
+        assert m["train_samples_per_second"] > 0 and m["test_samples_per_second"] > 0
+        history = [line.split(",") for line in (repo / f"plots/emnist/{name}.csv").read_text().splitlines()]
+        col = history[0].index("val_accuracy")
+        val = [float(row[col]) for row in history[1:]]
+        assert len(val) == 2 and m["best_epoch"] == val.index(max(val)) + 1 and m["val_accuracy"] == max(val)
+        ckpt = torch.load(repo / f"models/emnist/{name}.pt")
+        assert ckpt["best_epoch"] == m["best_epoch"] and ckpt["model"] == name
+        per_class = (repo / f"plots/emnist/{name}_per_class.csv").read_text().splitlines()
+        assert per_class[0] == "class,support,precision,recall" and len(per_class) == 1 + 62
+        assert sum(int(r.split(",")[1]) for r in per_class[1:]) == 100                # the 100 test images
+    assert {p.name for p in (repo / "figures/emnist/data").iterdir()} == {"classes.png", "orientation.png"}
+    _, runs = mlflow_runs(repo, "emnist")
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {"emnist_train@mlp", "emnist_train@cnn", "emnist_train@factorised"}
+    assert "val_accuracy" in by_name["emnist_train@cnn"].data.metrics
+    assert by_name["emnist_train@factorised"].data.params["train_samples"] == "270"
+    shown = dvc(repo, "metrics", "show")
+    assert "metrics/emnist/cnn.json" in shown and "test_accuracy" in shown
+    html = (repo / "reports/emnist.html").read_text()
+    assert "Factorising the convolutions" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert "13,241 parameters" in html and html.count("data:image/png;base64") >= 7
+
+
+def test_batch_size_runs_and_the_accumulation_answer(repo, first_repro):
+    for size in (64, 256, 1024):
+        m = json.loads((repo / f"metrics/batch_size/{size}.json").read_text())
+        assert m["steps"] == 2 * math.ceil(1024 / size) and m["parameters"] == 235_146   # smoke: 1024 images
+        assert 0 <= m["test_accuracy"] <= 1
+        header = (repo / f"plots/batch_size/{size}.csv").read_text().splitlines()[0].split(",")
+        assert {"epoch", "step", "elapsed_seconds", "train_accuracy", "test_accuracy"} <= set(header)
+    acc = json.loads((repo / "metrics/batch_size/accumulation.json").read_text())
+    assert acc["micro_batches_per_step"] == 32
+    assert acc["gradient"]["float64"]["relative"] < 1e-12 and acc["gradient"]["float32"]["relative"] < 1e-5
+    assert acc["training"]["float64"]["relative_weight_difference"] < 1e-10
+    memory = (repo / "plots/batch_size/memory.csv").read_text().splitlines()
+    rows = [dict(zip(memory[0].split(","), map(float, line.split(",")))) for line in memory[1:]]
+    assert [r["batch"] for r in rows] == [2, 8, 32, 128, 512]
+    assert len({r["accumulated_activation_bytes"] for r in rows}) == 1
+    assert rows[-1]["whole_activation_bytes"] > 200 * rows[-1]["accumulated_activation_bytes"]
+    _, runs = mlflow_runs(repo, "batch_size")
+    assert {r.info.run_name for r in runs} == {"batch_size_train@64", "batch_size_train@256",
+                                               "batch_size_train@1024", "batch_size_accumulation"}
+    nb = json.loads((repo / "reports/batch_size.ipynb").read_text())
+    assert nb["metadata"]["papermill"]["parameters"] == {"scale": "smoke", "root": ".", "dataset": "mnist",
+                                                         "sizes": [64, 256, 1024]}
+    html = (repo / "reports/batch_size.html").read_text()
+    assert "gradient accumulation" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert html.count("data:image/png;base64") >= 4
+
+
+def test_autoencoder_codes_classifiers_and_report(repo, first_repro):
+    m = json.loads((repo / "metrics/autoencoder/autoencoder.json").read_text())
+    assert m["parameters"] == 1_032_414 and 0 < m["test_loss"] < 0.5
+    codes = torch.load(repo / "data/features/autoencoder/codes.pt")
+    assert codes["train_codes"].shape == (1024, 30) and codes["test_codes"].shape == (500, 30)
+    for variant in ("literal", "logits"):
+        c = json.loads((repo / f"metrics/autoencoder/classifier_{variant}.json").read_text())
+        assert c["parameters"] == 1_095 and 0 <= c["test_accuracy"] <= 1
+        table = (repo / f"plots/autoencoder/confusion_{variant}.csv").read_text().splitlines()
+        assert table[0] == "actual,predicted" and len(table) == 1 + 500
+        assert len((repo / f"plots/autoencoder/batch_accuracy_{variant}.csv").read_text().splitlines()) == 1 + 5
+    literal = json.loads((repo / "metrics/autoencoder/classifier_literal.json").read_text())
+    assert literal["test_loss"] > 1.46                          # softmax before cross-entropy: the floor
+    assert {p.name for p in (repo / "figures/autoencoder/train").iterdir()} == {
+        "class_histogram.png", "random_images.png", "reconstructions.png", "epoch_losses.png"}
+    _, runs = mlflow_runs(repo, "autoencoder")
+    assert {r.info.run_name for r in runs} == {"autoencoder_train", "autoencoder_classify@literal",
+                                               "autoencoder_classify@logits"}
+    html = (repo / "reports/autoencoder.html").read_text()
+    assert "Softmax before" in html and "0.0352" in html and "Traceback" not in html
+    assert html.count("data:image/png;base64") >= 7
+    dvc(repo, "plots", "show", "-o", str(repo.parent / "plots_html"))
+    assert "confusion_literal" in (repo.parent / "plots_html" / "index.html").read_text()
