@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: repro test env lock clean
 
 repro: env
-	$(BIN)/dvc repro
+	$(BIN)/dvc repro --keep-going
 
 test: env
 	$(BIN)/python -m pytest

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import emnist, mnist
-from pipeline.download import fetch, mirror_setting
+from pipeline.download import RemoteFile, fetch, mirror_setting
 from stages.common import choose, load_section, run
 
 
@@ -36,8 +36,44 @@ def emnist_byclass(argv: list[str]) -> None:
     print(f"emnist: ByClass extracted to {EMNIST_RAW} ({total / 1e6:.1f} MB); the archive is removed")
 
 
+FER_RAW = Path("data/raw/fer")
+FER_DOWNLOADS = Path(".cache/downloads/fer")        # git-ignored; a URL source's file, kept for reruns
+FER_MARKER = ".source.json"
+
+
+def fer_2013(argv: list[str]) -> None:
+    """Bring FER-2013 into data/raw/fer from fer.source (URL, file or folder), or accept what was
+    put there by hand; no source and nothing there: one message saying where to get it."""
+    import json
+
+    from pipeline import fer
+    from pipeline.errors import DataError
+
+    settings, cfg = load_section("fer", fer.FerConfig)
+    marker = FER_RAW / FER_MARKER
+    present = fer.find_form(FER_RAW)
+    if not cfg.source:
+        if present is None:
+            raise DataError(fer.no_data_message(FER_RAW))
+        print(f"fer: {present.kind} form found at {present.path}; nothing to fetch")
+        return
+    if present is not None and marker.exists() and json.loads(marker.read_text()).get("source") == cfg.source:
+        print(f"fer: {present.kind} form from {cfg.source} already in {FER_RAW}; nothing to fetch")
+        return
+    local = Path(cfg.source.removeprefix("file://"))
+    if "://" in cfg.source and not cfg.source.startswith("file://"):
+        remote = RemoteFile(url=cfg.source, sha256=cfg.sha256 or None)
+        if not cfg.sha256:
+            print(f"note: fer.sha256 is empty: {remote.filename} is downloaded without a checksum check")
+        local = fetch(remote, FER_DOWNLOADS / remote.filename, mirror_setting(settings.data.mirror))
+    fer.import_source(local, FER_RAW)
+    marker.write_text(json.dumps({"source": cfg.source}))
+    form = fer.find_form(FER_RAW)
+    print(f"fer: {form.kind} form from {cfg.source} -> {FER_RAW}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"mnist": mnist_family, "emnist": emnist_byclass}, argv[0], "dataset family")(argv[1:])
+    choose({"mnist": mnist_family, "emnist": emnist_byclass, "fer": fer_2013}, argv[0], "dataset family")(argv[1:])
 
 
 if __name__ == "__main__":

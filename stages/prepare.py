@@ -47,8 +47,26 @@ def emnist_byclass(argv: list[str]) -> None:
           f"test {tuple(data['test_x'].shape)}, {len(classes)} classes, upright -> {EMNIST_PREPARED}")
 
 
+FER_PREPARED = Path("data/prepared/fer.pt")
+
+
+def fer_2013(argv: list[str]) -> None:
+    from pipeline import fer
+    from pipeline.errors import DataError
+    from stages.download import FER_RAW
+
+    settings, cfg = load_section("fer", fer.FerConfig)
+    form = fer.find_form(FER_RAW)
+    if form is None:
+        raise DataError(fer.no_data_message(FER_RAW))
+    data = fer.prepare(form, cfg.data.val_fraction, cfg.data.test_fraction, settings.seed)
+    atomic_torch_save(data, FER_PREPARED)
+    sizes = ", ".join(f"{k} {len(data[f'{k}_y']):,} ({data['origin'][k]})" for k in ("train", "val", "test"))
+    print(f"fer: {form.kind} form -> {FER_PREPARED}: {sizes}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"mnist": mnist_family, "emnist": emnist_byclass}, argv[0], "dataset family")(argv[1:])
+    choose({"mnist": mnist_family, "emnist": emnist_byclass, "fer": fer_2013}, argv[0], "dataset family")(argv[1:])
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_t
          "autoencoder_codes", "autoencoder_classify@literal", "autoencoder_classify@logits", "autoencoder_report")
 EMNIST = ("emnist_download", "emnist_prepare", "emnist_train@mlp", "emnist_train@cnn", "emnist_train@factorised",
           "emnist_report")
-DATA = MNIST + EMNIST
+FER = ("fer_download", "fer_prepare")
+DATA = MNIST + EMNIST + FER
 REPORTS = {"core": ("superres_report", "separable_report", "theory_report"),
-           "data": ("batch_size_report", "autoencoder_report", "emnist_report")}
+           "data": ("batch_size_report", "autoencoder_report", "emnist_report", "fer_prepare")}
 
 
 def env(extra: dict[str, str] | None = None) -> dict:

@@ -59,3 +59,46 @@ def write_emnist_zip(path: Path, images: np.ndarray, labels: np.ndarray, n_train
     tmp.unlink()
     path.write_bytes(buf.getvalue())
     assert set(emnist.MEMBERS.values()) <= set(zipfile.ZipFile(path).namelist())
+
+
+# ---------------------------------------------------------------- FER-2013 in its real forms
+
+FER_CLASS_FOLDERS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")   # Kaggle's names
+
+
+def fer_faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n 48×48 uint8 'faces': a noisy oval whose mouth row and brightness depend on the class,
+    so a small network can tell the classes apart; labels cycle through the 7 classes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:48, :48]
+    oval = ((yy - 24) / 20) ** 2 + ((xx - 24) / 15) ** 2 < 1
+    labels = np.arange(n) % 7
+    images = rng.normal(60, 20, (n, 48, 48))
+    for i, c in enumerate(labels):
+        images[i][oval] += 80 + 10 * c
+        images[i, 28 + 2 * c:30 + 2 * c, 16:32] = 20 + 30 * c                # the 'mouth'
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def write_fer_csv(path: Path, images: np.ndarray, labels: np.ndarray, usage: list[str] | None,
+                  style: str = "fer2013") -> None:
+    """fer2013.csv (`emotion,pixels,Usage`), icml_face_data.csv (`emotion, Usage, pixels`) or the
+    challenge's train.csv (`emotion,pixels`) / unlabelled test.csv (`pixels`)."""
+    pixels = [" ".join(map(str, img.flatten().tolist())) for img in images]
+    lines = {"fer2013": ["emotion,pixels,Usage"] + [f'{y},"{p}",{u}' for y, p, u in zip(labels, pixels, usage or [])],
+             "icml": ["emotion, Usage, pixels"] + [f"{y},{u},{p}" for y, p, u in zip(labels, pixels, usage or [])],
+             "train": ["emotion,pixels"] + [f'{y},"{p}"' for y, p in zip(labels, pixels)],
+             "test_unlabelled": ["pixels"] + [f'"{p}"' for p in pixels]}[style]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_fer_folders(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]], suffix: str = ".png") -> None:
+    """root/<split>/<class>/<n>.png, as Kaggle's image-folder FER-2013 is laid out."""
+    from skimage import io as skio
+
+    for split, (images, labels) in splits.items():
+        for n, (img, y) in enumerate(zip(images, labels)):
+            folder = root / split / FER_CLASS_FOLDERS[int(y)]
+            folder.mkdir(parents=True, exist_ok=True)
+            skio.imsave(folder / f"{split}_{n:05d}{suffix}", img, check_contrast=False)

@@ -18,9 +18,10 @@ from pipeline.mnist import FILES
 from tests.conftest import LoopbackServer
 from tests.e2e import DATA, REPORTS, copy_repo, mlflow_runs, ran
 from tests.e2e import dvc as _dvc
-from tests.fixtures import digit_images, write_emnist_zip, write_mnist_files
+from tests.fixtures import digit_images, fer_faces, write_emnist_zip, write_fer_csv, write_mnist_files
 
 EXTRA_ENV: dict[str, str] = {}
+FER_SHA256: list[str] = []
 
 
 def dvc(repo, *args, timeout: int = 600) -> str:
@@ -33,10 +34,14 @@ def data_server(tmp_path_factory):
     write_mnist_files(www / "mnist")                          # the official URL paths
     images, labels = digit_images()
     write_emnist_zip(www / "cs_links/EMNIST/gzip.zip", images[:400], labels[:400], n_train=300)
+    faces, expressions = fer_faces(70)
+    write_fer_csv(www / "fer/fer2013.csv", faces, expressions, ["Training"] * 42 + ["PublicTest"] * 14 + ["PrivateTest"] * 14)
     served = [www / "mnist" / f for f in FILES] + [www / "cs_links/EMNIST/gzip.zip"]
     table = www.parent / "fixture-checksums.json"
     table.write_text(json.dumps({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in served}))
+    FER_SHA256[:] = [hashlib.sha256((www / "fer/fer2013.csv").read_bytes()).hexdigest()]
     server = LoopbackServer(www)
+    server.root = www
     EXTRA_ENV[CHECKSUMS_ENV] = str(table)
     yield server
     EXTRA_ENV.clear()
@@ -46,6 +51,8 @@ def data_server(tmp_path_factory):
 def _smoke_data(url: str):
     def edit(params: dict) -> None:
         params["mnist"]["source"] = params["emnist"]["source"] = url
+        params["fer"]["source"] = f"{url}/fer/fer2013.csv"       # no official URL: a user's own, with its digest
+        params["fer"]["sha256"] = FER_SHA256[0]
         params["emnist"]["cnn"]["channels"] = [8, 16, 32]       # 20,198 parameters: a CPU trains it in seconds
         params["emnist"]["mlp"]["hidden"] = [24]                 # 20,390: within ±10 %
     return edit
@@ -68,13 +75,25 @@ def test_repro_runs_every_data_stage(repo, first_repro):
 
 def test_mnist_is_downloaded_through_the_download_layer_and_prepared_once(repo, first_repro, data_server):
     assert sorted(path for path, _ in data_server.requests) == sorted(
-        [f"/mnist/{f}" for f in FILES] + ["/cs_links/EMNIST/gzip.zip"])
+        [f"/mnist/{f}" for f in FILES] + ["/cs_links/EMNIST/gzip.zip", "/fer/fer2013.csv"])
     assert "replaces the official checksum" in first_repro
     data = torch.load(repo / "data/prepared/mnist.pt")
     assert data["train_x"].dtype == torch.uint8 and data["train_x"].shape == (1297, 28, 28)
     assert data["test_y"].shape == (500,) and data["dataset"] == "mnist"
     out = dvc(repo, "repro", "--force", "--single-item", "mnist_download")
-    assert ran(out) == {"mnist_download"} and len(data_server.requests) == 5   # persisted, re-verified only
+    assert ran(out) == {"mnist_download"} and len(data_server.requests) == 6   # persisted, re-verified only
+
+
+def test_fer_csv_comes_through_the_download_layer_with_its_official_splits(repo, first_repro, data_server):
+    assert (repo / "data/raw/fer/fer2013.csv").read_bytes() == (data_server.root / "fer/fer2013.csv").read_bytes()
+    data = torch.load(repo / "data/prepared/fer.pt")
+    faces, expressions = fer_faces(70)
+    assert data["form"] == "fer2013" and data["train_x"].shape == (42, 48, 48)
+    assert torch.equal(data["test_x"], torch.from_numpy(faces[56:]))
+    assert data["val_y"].tolist() == expressions[42:56].tolist()
+    out = dvc(repo, "repro", "--force", "--single-item", "fer_download")
+    assert "nothing to fetch" in out
+    assert [path for path, _ in data_server.requests].count("/fer/fer2013.csv") == 1    # fetched once
 
 
 def test_emnist_keeps_only_byclass_and_prepares_it_upright(repo, first_repro, data_server):
@@ -89,7 +108,7 @@ def test_emnist_keeps_only_byclass_and_prepares_it_upright(repo, first_repro, da
     assert data["test_y"].tolist() == labels[300:400].tolist() and len(data["classes"]) == 62
     assert len(data["val_idx"]) == 30 and len(data["train_idx"]) == 270
     out = dvc(repo, "repro", "--force", "--single-item", "emnist_download")
-    assert "nothing to download" in out and len(data_server.requests) == 5
+    assert "nothing to download" in out and len(data_server.requests) == 6
 
 
 def test_emnist_trains_three_models_keeps_each_best_epoch_and_reports(repo, first_repro):
