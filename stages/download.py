@@ -57,7 +57,8 @@ def fer_2013(argv: list[str]) -> None:
             raise DataError(fer.no_data_message(FER_RAW))
         print(f"fer: {present.kind} form found at {present.path}; nothing to fetch")
         return
-    if present is not None and marker.exists() and json.loads(marker.read_text()).get("source") == cfg.source:
+    wanted = {"source": cfg.source, "sha256": cfg.sha256}
+    if present is not None and marker.exists() and json.loads(marker.read_text()) == wanted:
         print(f"fer: {present.kind} form from {cfg.source} already in {FER_RAW}; nothing to fetch")
         return
     local = Path(cfg.source.removeprefix("file://"))
@@ -67,7 +68,7 @@ def fer_2013(argv: list[str]) -> None:
             print(f"note: fer.sha256 is empty: {remote.filename} is downloaded without a checksum check")
         local = fetch(remote, FER_DOWNLOADS / remote.filename, mirror_setting(settings.data.mirror))
     fer.import_source(local, FER_RAW)
-    marker.write_text(json.dumps({"source": cfg.source}))
+    marker.write_text(json.dumps(wanted))
     form = fer.find_form(FER_RAW)
     print(f"fer: {form.kind} form from {cfg.source} -> {FER_RAW}")
 

@@ -160,7 +160,8 @@ def test_download_stage_fetches_a_url_through_the_download_layer_and_prepares(st
     ok = _stage(stage_repo, "stages.download", "fer")
     assert ok.returncode == 0, ok.stderr
     assert (stage_repo / "data/raw/fer/fer2013.csv").read_bytes() == (loopback.root / "fer2013.csv").read_bytes()
-    assert json.loads((stage_repo / "data/raw/fer/.source.json").read_text())["source"].endswith("/fer2013.csv")
+    assert json.loads((stage_repo / "data/raw/fer/.source.json").read_text()) == {
+        "source": f"{loopback.url}/fer2013.csv", "sha256": digest}
     requests = len(loopback.requests)
     again = _stage(stage_repo, "stages.download", "fer")
     assert "nothing to fetch" in again.stdout and len(loopback.requests) == requests
