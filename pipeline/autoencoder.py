@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.engine import TrainConfig
+from pipeline.nets import mlp_layers
 from pipeline.params import bounds
 
 VARIANTS = ("literal", "logits")
@@ -69,24 +70,14 @@ class AutoencoderConfig:
                            weight_decay=self.weight_decay, optimizer="adam", monitor="last")
 
 
-def _mlp(sizes: tuple[int, ...]) -> list[nn.Module]:
-    """Linear layers with ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return layers
-
-
 class Autoencoder(nn.Module):
     """784 -> 500 -> 200 -> 100 -> 30 (linear code) -> 100 -> 200 -> 500 -> 784 -> sigmoid."""
 
     def __init__(self, encoder: tuple[int, ...] = (500, 200, 100, 30), n_in: int = 784):
         super().__init__()
         sizes = (n_in, *encoder)
-        self.encoder = nn.Sequential(*_mlp(sizes))
-        self.decoder = nn.Sequential(*_mlp(sizes[::-1]), nn.Sigmoid())
+        self.encoder = nn.Sequential(*mlp_layers(sizes))
+        self.decoder = nn.Sequential(*mlp_layers(sizes[::-1]), nn.Sigmoid())
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
@@ -98,7 +89,7 @@ class CodeClassifier(nn.Module):
     def __init__(self, hidden: tuple[int, ...] = (20, 15), n_in: int = 30, n_out: int = 10,
                  softmax_head: bool = False):
         super().__init__()
-        layers = _mlp((n_in, *hidden, n_out))
+        layers = mlp_layers((n_in, *hidden, n_out))
         self.net = nn.Sequential(*layers, *([nn.Softmax(dim=1)] if softmax_head else []))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from pipeline.classification import accuracy, cross_entropy
 from pipeline.engine import Split, TrainConfig, accumulate_gradients, fit
+from pipeline.nets import mlp_layers
 from pipeline.params import bounds
 
 
@@ -68,11 +69,7 @@ class MLP(nn.Module):
 
     def __init__(self, hidden: tuple[int, ...], n_in: int = 784, n_out: int = 10):
         super().__init__()
-        sizes = (n_in, *hidden)
-        layers: list[nn.Module] = []
-        for a, b in zip(sizes, sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], n_out))
+        self.net = nn.Sequential(*mlp_layers((n_in, *hidden, n_out)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

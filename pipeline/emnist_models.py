@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from pipeline.nets import mlp_layers
 from pipeline.params import bounds
 
 MODELS = ("mlp", "cnn", "factorised")
@@ -68,11 +69,7 @@ class MLP(nn.Module):
     def __init__(self, cfg: MlpConfig, classes: int, n_in: int = 28 * 28):
         super().__init__()
         self.standardize = Standardize()
-        sizes = (n_in, *cfg.hidden)
-        layers: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(sizes, sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(cfg.dropout)]
-        self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], classes))
+        self.net = nn.Sequential(nn.Flatten(), *mlp_layers((n_in, *cfg.hidden, classes), cfg.dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(self.standardize(x))

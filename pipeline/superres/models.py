@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.nets import mlp_layers
 from pipeline.superres.features import CENTRE, neighbourhoods, rebuild
 
 
@@ -17,12 +18,7 @@ class PixelMLP(nn.Module):
 
     def __init__(self, hidden: tuple[int, ...], out: int, residual: bool = False):
         super().__init__()
-        sizes = (27, *hidden)
-        layers: list[nn.Module] = []
-        for a, b in zip(sizes, sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(sizes[-1], out))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*mlp_layers((27, *hidden, out)))
         self.residual = residual
         self.repeat = out // 3
 
