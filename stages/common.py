@@ -47,12 +47,14 @@ def save_figure(fig, path: Path) -> None:
 
 
 def publish_figures(tracker, figs: dict, folder: Path) -> None:
-    """Each {file name: figure} saved under `folder`, logged to the stage's MLflow run, closed."""
+    """Each {file name: figure} saved under `folder`, logged to the stage's MLflow run (when the
+    stage has one: `tracker` None for stages that track nothing), closed."""
     import matplotlib.pyplot as plt
 
     for name, fig in figs.items():
         save_figure(fig, folder / name)
-        tracker.log_figure(fig, name)
+        if tracker is not None:
+            tracker.log_figure(fig, name)
         plt.close(fig)
 
 

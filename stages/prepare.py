@@ -23,11 +23,10 @@ EMNIST_DATA_FIGURES = Path("figures/emnist/data")
 
 
 def emnist_byclass(argv: list[str]) -> None:
-    import matplotlib.pyplot as plt
     import torch
 
     from pipeline import mnist_figures as mf
-    from stages.common import save_figure
+    from stages.common import publish_figures
     from stages.download import EMNIST_RAW
 
     settings, cfg = load_section("emnist", emnist.EmnistConfig)
@@ -39,9 +38,7 @@ def emnist_byclass(argv: list[str]) -> None:
     figs = {"classes.png": mf.class_grid(tiles, classes),
             "orientation.png": mf.orientation(data["train_x"][shown].transpose(1, 2), data["train_x"][shown],
                                               [classes[int(data["train_y"][i])] for i in shown])}
-    for name, fig in figs.items():
-        save_figure(fig, EMNIST_DATA_FIGURES / name)
-        plt.close(fig)
+    publish_figures(None, figs, EMNIST_DATA_FIGURES)
     atomic_torch_save(data, EMNIST_PREPARED)
     print(f"emnist: train {tuple(data['train_x'].shape)} ({len(data['val_idx'])} held out for validation), "
           f"test {tuple(data['test_x'].shape)}, {len(classes)} classes, upright -> {EMNIST_PREPARED}")
