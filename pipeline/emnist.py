@@ -191,17 +191,6 @@ def splits(data: dict, t: EmnistTrain, device: torch.device) -> dict[str, Split]
     return out
 
 
-def pixel_statistics(images: Tensor) -> tuple[float, float]:
-    """Mean and standard deviation of uint8 pixels scaled to [0, 1], exact, from a 256-bin
-    histogram (no float copy of the dataset)."""
-    counts = torch.bincount(images.flatten(), minlength=256).double().cpu()
-    values = torch.arange(256, dtype=torch.float64) / 255
-    n = counts.sum()
-    mean = (counts * values).sum() / n
-    var = (counts * (values - mean) ** 2).sum() / n
-    return float(mean), float(var.sqrt())
-
-
 def train_model(name: str, cfg: EmnistConfig, data: dict[str, Split], classes: int, *, seed: int,
                 amp_dtype=None, on_epoch=None, resume_dir: Path | None = None,
                 snapshot_epochs: tuple[int, ...] = ()) -> tuple[nn.Module, FitResult]:
@@ -210,9 +199,7 @@ def train_model(name: str, cfg: EmnistConfig, data: dict[str, Split], classes: i
     torch.manual_seed(seed)
     device = data["train"].inputs.device
     model = build(name, cfg.mlp, cfg.cnn, classes).to(device)
-    mean, std = pixel_statistics(data["train"].inputs)
-    model.standardize.mean.fill_(mean)
-    model.standardize.std.fill_(max(std, 1e-6))
+    model.standardize.fit(data["train"].inputs)
     out = fit(model, data["train"], data["val"], cross_entropy, cfg.train.train_config(), seed=seed,
               metrics=accuracy, amp_dtype=amp_dtype, on_epoch=on_epoch, resume_dir=resume_dir,
               snapshot_epochs=snapshot_epochs)

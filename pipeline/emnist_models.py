@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from pipeline.nets import mlp_layers
+from pipeline.nets import ConvBlock, Standardize, mlp_layers
 from pipeline.params import bounds
 
 MODELS = ("mlp", "cnn", "factorised")
@@ -51,18 +51,6 @@ class CnnConfig:
                              "keeps the image size")
 
 
-class Standardize(nn.Module):
-    """uint8 pixels -> (x/255 − mean) / std, with the training split's statistics as buffers."""
-
-    def __init__(self, mean: float = 0.0, std: float = 1.0):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (x.float() / 255 - self.mean) / self.std
-
-
 class MLP(nn.Module):
     """784 -> hidden (ReLU, dropout)... -> classes."""
 
@@ -73,28 +61,6 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(self.standardize(x))
-
-
-class FactorisedConv(nn.Sequential):
-    """A k×k convolution as k×1 (c_in -> m) then 1×k (m -> c_out), 'same' padding, no bias."""
-
-    def __init__(self, c_in: int, c_out: int, k: int, middle: int | None = None):
-        m = middle or min(c_in, c_out)
-        super().__init__(nn.Conv2d(c_in, m, (k, 1), padding=(k // 2, 0), bias=False),
-                         nn.Conv2d(m, c_out, (1, k), padding=(0, k // 2), bias=False))
-
-
-class ConvBlock(nn.Module):
-    """conv (k×k or factorised; no bias: batch norm follows) -> batch norm -> ReLU."""
-
-    def __init__(self, c_in: int, c_out: int, k: int, factorised: bool):
-        super().__init__()
-        self.conv = (FactorisedConv(c_in, c_out, k) if factorised
-                     else nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False))
-        self.bn = nn.BatchNorm2d(c_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(self.bn(self.conv(x)))
 
 
 class CNN(nn.Module):

@@ -17,16 +17,18 @@ where it has no labelled test split (train.csv alone) a seeded share of train be
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shutil
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
-from pipeline.errors import DataError
+from pipeline.errors import DataError, ParamError
 from pipeline.params import bounds
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")   # FER-2013's label order
@@ -46,13 +48,78 @@ class FerData:
 
 
 @dataclass(frozen=True)
+class FerNet:
+    # one stage per entry, each halving the 48×48 map: at most 5
+    channels: tuple[int, ...] = field(default=(64, 128, 256, 512), metadata=bounds(ge=1, min_len=1, max_len=5))
+    convs_per_stage: int = field(default=2, metadata=bounds(ge=1))
+    dropout: float = field(default=0.0, metadata=bounds(ge=0, lt=1))        # after each stage (feeds the next BN)
+    hidden: int = field(default=512, metadata=bounds(ge=1))
+    head_dropout: float = field(default=0.5, metadata=bounds(ge=0, lt=1))   # before and after the hidden layer
+
+
+@dataclass(frozen=True)
+class FerAugment:
+    flip: bool = True                                                        # horizontal, half the images
+    rotate: float = field(default=10.0, metadata=bounds(ge=0, le=45))        # degrees, ±
+    zoom: float = field(default=0.1, metadata=bounds(ge=0, lt=0.5))          # relative, ±
+    shift: float = field(default=0.1, metadata=bounds(ge=0, le=0.5))         # fraction of the side, ±
+    erase: float = field(default=0.25, metadata=bounds(ge=0, le=1))          # share of images with a rectangle erased
+
+
+@dataclass(frozen=True)
+class FerTrain:
+    epochs: int = field(default=60, metadata=bounds(ge=1))
+    batch_size: int = field(default=128, metadata=bounds(ge=1))
+    lr: float = field(default=0.01, metadata=bounds(gt=0))
+    weight_decay: float = field(default=5e-4, metadata=bounds(ge=0))
+    optimizer: Literal["adam", "adamw", "sgd"] = "sgd"
+    momentum: float = field(default=0.9, metadata=bounds(ge=0, lt=1))
+    schedule: Literal["constant", "cosine"] = "cosine"
+    label_smoothing: float = field(default=0.1, metadata=bounds(ge=0, lt=1))
+    tta: bool = True               # test predictions average the image and its mirror
+    eval_batch: int = field(default=1024, metadata=bounds(ge=1))
+    train_limit: int | None = None  # first N images of each split (None: all)
+    val_limit: int | None = None
+    test_limit: int | None = None
+
+    def train_config(self):
+        from pipeline.engine import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, optimizer=self.optimizer, momentum=self.momentum,
+                           schedule=self.schedule, monitor="val_accuracy", mode="max")
+
+
+@dataclass(frozen=True)
+class FerInspect:
+    image: int = field(default=0, metadata=bounds(ge=0))       # index into the test split
+    layers: tuple[int, ...] = field(default=(1, 4, 8), metadata=bounds(ge=1, min_len=1))   # conv blocks, 1-based
+    channels: int = field(default=8, metadata=bounds(ge=1, le=32))     # per layer, most active on the image
+    steps: int = field(default=96, metadata=bounds(ge=1))              # gradient ascent for a channel's preferred input
+
+
+@dataclass(frozen=True)
 class FerConfig:
     data: FerData
     source: str = ""     # a URL (csv or archive) fetched through the download layer, or a local file or folder
     sha256: str = ""     # checksum of the file at a URL source (no official one exists); empty: not checked
+    model: FerNet = field(default_factory=FerNet)
+    augment: FerAugment = field(default_factory=FerAugment)
+    train: FerTrain = field(default_factory=FerTrain)
+    inspect: FerInspect = field(default_factory=FerInspect)
+
+    def validate(self, key: str) -> None:
+        blocks = len(self.model.channels) * self.model.convs_per_stage
+        if max(self.inspect.layers) > blocks:
+            raise ParamError(f"{key}.inspect.layers: the network has {blocks} conv blocks; "
+                             f"choose layers among 1..{blocks}")
 
     def at_scale(self, scale: str) -> "FerConfig":
-        return self
+        if scale == "full":
+            return self
+        train = dataclasses.replace(self.train, epochs=min(self.train.epochs, 2), train_limit=512,
+                                    val_limit=256, test_limit=512)
+        return dataclasses.replace(self, train=train, inspect=dataclasses.replace(self.inspect, steps=8))
 
 
 @dataclass(frozen=True)

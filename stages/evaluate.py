@@ -99,8 +99,43 @@ def theory(argv: list[str]) -> None:
     print(f"theory: {len(tables)} tables -> {THEORY_TABLES}, checks -> {THEORY_METRICS}")
 
 
+FER_INSPECT = Path("figures/fer/inspect")
+
+
+def fer(argv: list[str]) -> None:
+    """Filters and feature maps of the trained FER model on one test face (`fer.inspect`)."""
+    from pipeline import fer as fer_data
+    from pipeline import fer_figures, fer_model
+    from pipeline.errors import ParamError
+    from stages.prepare import FER_PREPARED
+    from stages.train import FER_MODEL
+
+    settings, cfg = load_section("fer", fer_data.FerConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    model, meta = fer_model.load(FER_MODEL, device)
+    data = load_tensors(FER_PREPARED)
+    images, labels = data["test_x"][:cfg.train.test_limit], data["test_y"][:cfg.train.test_limit]
+    i = cfg.inspect.image
+    if i >= len(images):
+        raise ParamError(f"fer.inspect.image: {i} is past the {len(images)} test images; choose 0..{len(images) - 1}")
+    blocks = len(model.blocks())
+    if max(cfg.inspect.layers) > blocks:
+        raise ParamError(f"fer.inspect.layers: the trained model has {blocks} conv blocks; choose among 1..{blocks}")
+    image = images[i].to(device)
+    probs = fer_model.probabilities(model, image.unsqueeze(0), tta=meta.get("tta", False))[0].cpu()
+    figs, summary = fer_figures.inspect(model, image, int(labels[i]), probs, data["classes"], cfg.inspect.layers,
+                                        cfg.inspect.channels, cfg.inspect.steps, settings.seed)
+    publish_figures(None, figs, FER_INSPECT)
+    write_json({"image": i, "label": data["classes"][int(labels[i])],
+                "probabilities": dict(zip(data["classes"], [round(float(p), 5) for p in probs])),
+                "layers": {str(k): v for k, v in summary.items()}}, FER_INSPECT / "summary.json")
+    print(f"fer_inspect: test image {i} ({data['classes'][int(labels[i])]}), layers "
+          f"{', '.join(map(str, cfg.inspect.layers))} -> {FER_INSPECT}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres, "theory": theory}, argv[0], "experiment")(argv[1:])
+    choose({"superres": superres, "theory": theory, "fer": fer}, argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

@@ -45,11 +45,13 @@ def emnist_byclass(argv: list[str]) -> None:
 
 
 FER_PREPARED = Path("data/prepared/fer.pt")
+FER_DATA_FIGURES = Path("figures/fer/data")
 
 
 def fer_2013(argv: list[str]) -> None:
-    from pipeline import fer
+    from pipeline import fer, fer_figures
     from pipeline.errors import DataError
+    from stages.common import publish_figures
     from stages.download import FER_RAW
 
     settings, cfg = load_section("fer", fer.FerConfig)
@@ -57,6 +59,9 @@ def fer_2013(argv: list[str]) -> None:
     if form is None:
         raise DataError(fer.no_data_message(FER_RAW))
     data = fer.prepare(form, cfg.data.val_fraction, cfg.data.test_fraction, settings.seed)
+    publish_figures(None, {"classes.png": fer_figures.samples_per_class(data["train_x"], data["train_y"],
+                                                                        data["classes"], seed=settings.seed)},
+                    FER_DATA_FIGURES)
     atomic_torch_save(data, FER_PREPARED)
     sizes = ", ".join(f"{k} {len(data[f'{k}_y']):,} ({data['origin'][k]})" for k in ("train", "val", "test"))
     print(f"fer: {form.kind} form -> {FER_PREPARED}: {sizes}")

@@ -332,9 +332,70 @@ def emnist_model(argv: list[str]) -> None:
           f"{metrics['train_samples_per_second']:,} samples/s training on {device}")
 
 
+FER_MODEL, FER_METRICS, FER_PLOTS = Path("models/fer/cnn.pt"), Path("metrics/fer/cnn.json"), Path("plots/fer")
+
+
+def fer_model(argv: list[str]) -> None:
+    """Train the FER CNN (augmented on the device), keep its best epoch by validation accuracy
+    (PublicTest), score it on the test split (PrivateTest)."""
+    from pipeline import classification as cls
+    from pipeline import fer
+    from pipeline import fer_model as fm
+    from pipeline import mnist_figures as mf
+    from stages.prepare import FER_PREPARED
+
+    settings, cfg = load_section("fer", fer.FerConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    amp = autocast_dtype(device, settings.precision)
+    data = load_tensors(FER_PREPARED)
+    splits = fm.splits(data, cfg.train, device)
+    classes, origin = data["classes"], data["origin"]
+    del data
+    stage = "fer_train"
+    params = flatten({"model": to_dict(cfg.model), "augment": to_dict(cfg.augment), "train": to_dict(cfg.train),
+                      "seed": settings.seed, "scale": settings.scale, "device": str(device),
+                      **{f"{k}_samples": len(v) for k, v in splits.items()}})
+    with stage_run("fer", stage, params) as tracker:
+        resume = resume_dir(stage, (settings, cfg.model, cfg.augment, cfg.train), (FER_PREPARED,))
+        model, out = fm.train_model(cfg.model, cfg.augment, cfg.train, splits, seed=settings.seed, amp_dtype=amp,
+                                    on_epoch=tracker.log_epoch, resume_dir=resume)
+        test = splits["test"]
+        t0 = time.perf_counter()
+        probs = fm.probabilities(model, test.inputs, cfg.train.eval_batch, cfg.train.tta, amp)
+        pred = probs.argmax(1).cpu()
+        seconds = time.perf_counter() - t0
+        single = fm.probabilities(model, test.inputs, cfg.train.eval_batch, False, amp).argmax(1).cpu()
+        labels = test.targets.cpu()
+        cm = cls.confusion_matrix(labels, pred, len(classes))
+        best, last = out.history[out.best_epoch - 1], out.history[-1]
+        metrics = {**{f"test_{k}": v for k, v in cls.scores(cm).items()},
+                   "test_accuracy_without_tta": float((single == labels).float().mean()),
+                   "best_epoch": out.best_epoch, "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
+                   "train_accuracy": best["train_accuracy"], "parameters": parameter_count(model),
+                   "train_seconds": round(last["elapsed_seconds"], 3),
+                   "train_samples_per_second": round(len(splits["train"]) * len(out.history) / last["elapsed_seconds"]),
+                   "test_samples_per_second": round(len(test) / seconds)}
+        fm.save(model, cfg.model, FER_MODEL, best_epoch=out.best_epoch, tta=cfg.train.tta, origin=origin)
+        write_json(metrics, FER_METRICS)
+        write_csv(pd.DataFrame(out.history), FER_PLOTS / "history.csv")
+        write_csv(cls.per_class(cm, classes), FER_PLOTS / "per_class.csv")
+        write_csv(cls.prediction_table(labels, pred, classes), FER_PLOTS / "confusion.csv")
+        tracker.log_metrics(metrics)
+        tracker.log_artifact(FER_PLOTS / "per_class.csv")
+        publish_figures(tracker, {"confusion.png": mf.confusion(
+            cm, classes, f"{origin['test']}: accuracy {100 * metrics['test_accuracy']:.2f} % (rows sum to 1)",
+            normalise=True)}, Path("figures/fer"))
+    print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f} ({origin['test']}; "
+          f"{metrics['test_accuracy_without_tta']:.4f} without the mirror average), best epoch {out.best_epoch} "
+          f"of {len(out.history)}, {metrics['parameters']:,} parameters, "
+          f"{metrics['train_samples_per_second']:,} samples/s training on {device}")
+
+
 def main(argv: list[str]) -> None:
     choose({"superres": superres, "separable": separable, "batch_size": batch_size, "autoencoder": autoencoder,
-            "autoencoder_classifier": autoencoder_classifier, "emnist": emnist_model}, argv[0], "experiment")(argv[1:])
+            "autoencoder_classifier": autoencoder_classifier, "emnist": emnist_model, "fer": fer_model},
+           argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

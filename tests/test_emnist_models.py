@@ -11,6 +11,7 @@ from pipeline import emnist
 from pipeline import emnist_models as em
 from pipeline.engine import Split, evaluate
 from pipeline.errors import DataError, ParamError
+from pipeline.nets import FactorisedConv, Standardize, pixel_statistics
 from pipeline.params import load_params, parse
 from tests.conftest import ROOT
 
@@ -18,7 +19,7 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize("c_in,c_out,k", [(1, 64, 3), (64, 64, 3), (32, 96, 5), (128, 16, 7)])
 def test_factorised_conv_has_the_formula_parameter_count_and_saves(c_in, c_out, k):
     full = nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False)
-    fact = em.FactorisedConv(c_in, c_out, k)
+    fact = FactorisedConv(c_in, c_out, k)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(full) == em.conv_parameters(c_in, c_out, k) == k * k * c_in * c_out
     m = min(c_in, c_out)
@@ -31,7 +32,7 @@ def test_factorised_conv_has_the_formula_parameter_count_and_saves(c_in, c_out, 
 
 def test_factorised_pair_is_a_kxk_convolution_with_a_sum_of_separable_kernels():
     torch.manual_seed(0)
-    fact = em.FactorisedConv(3, 5, 5)
+    fact = FactorisedConv(3, 5, 5)
     col, row = fact[0].weight, fact[1].weight               # (m, c_in, k, 1), (c_out, m, 1, k)
     kernel = torch.einsum("mia,omb->oiab", col[..., 0], row[:, :, 0])   # sum over m of column × row
     full = nn.Conv2d(3, 5, 5, padding=2, bias=False)
@@ -81,11 +82,11 @@ def test_models_take_uint8_images_and_standardise_them():
     for name in em.MODELS:
         model = em.build(name, em.MlpConfig(hidden=(16,)), cfg, 62).eval()
         assert model(x).shape == (6, 62) and model(x).dtype == torch.float32
-    mean, std = emnist.pixel_statistics(x)
+    mean, std = pixel_statistics(x)
     ref = x.double() / 255
     assert mean == pytest.approx(float(ref.mean()), abs=1e-12)
     assert std == pytest.approx(float(ref.std(unbiased=False)), abs=1e-12)
-    norm = em.Standardize(mean, std)(x)
+    norm = Standardize(mean, std)(x)
     assert float(norm.mean()) == pytest.approx(0, abs=1e-5) and float(norm.std(unbiased=False)) == pytest.approx(1, abs=1e-4)
 
 
