@@ -52,6 +52,12 @@ class FaceDetector:
         return boxes[np.argsort(boxes[:, 0], kind="stable")]
 
 
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """A BGR uint8 frame as one grey channel (OpenCV's weights, as the detector expects)."""
+    cv2 = _cv2()
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
 def face_crops(grey: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(K, 48, 48) uint8: each box cut from the grey frame and resized (area averaging)."""
     cv2 = _cv2()
@@ -201,7 +207,7 @@ def run(source_spec: str, model_path: Path, output: Path | None, show: bool = Fa
     try:
         try:
             for frame in source.frames():
-                grey = _cv2().cvtColor(frame.image, _cv2().COLOR_BGR2GRAY)
+                grey = to_grey(frame.image)
                 boxes = detector(grey)
                 crops = torch.from_numpy(face_crops(grey, boxes)).to(device)
                 probs = probabilities(model, crops, tta=meta.get("tta", False)).cpu().numpy()

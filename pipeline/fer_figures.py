@@ -132,17 +132,45 @@ def layer_figure(layer: int, channels: list[int], views: Tensor, maps: Tensor, f
             lim = float(views[c].abs().max()) or 1.0
             top.imshow(views[c].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
         else:
-            top.imshow(views[c].numpy(), cmap="gray", vmin=0, vmax=255)
+            top.imshow(views[c].numpy(), cmap="gray")          # each stretched to its own range
         bottom.imshow(maps[ch].numpy(), cmap="magma")
         top.set_title(f"ch {ch}", fontsize=8)
         for ax in (top, bottom):
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].set_ylabel("kernel" if first else "preferred\ninput", fontsize=8)
+    axes[0, 0].set_ylabel("kernel" if first else "preferred input\n(contrast\nstretched)", fontsize=8)
     axes[1, 0].set_ylabel("feature map", fontsize=8)
     fig.suptitle(f"conv block {layer}: the {n} channels most active on the face", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def thirds(maps: Tensor) -> dict[str, float]:
+    """Share of the activation of (C, H, W) maps in the image's upper, middle and lower third
+    (on an aligned FER face: brows and eyes, nose, mouth)."""
+    rows = maps.clamp(min=0).sum((0, 2))
+    edges = [round(i * len(rows) / 3) for i in range(4)]
+    total = float(rows.sum()) or 1.0
+    return {name: round(float(rows[a:b].sum()) / total, 4)
+            for name, a, b in zip(("upper", "middle", "lower"), edges, edges[1:])}
+
+
+def kernel_reading(model: FerCNN) -> dict[str, int]:
+    """The first layer's 3×3 kernels sorted by what they do: 'edge' when the zero-mean part
+    outweighs the mean (a contrast detector), split by the dominant gradient direction, else
+    'brightness' (a local average, positive or negative)."""
+    block = model.blocks()[0]
+    w = block.conv.weight.detach().cpu()[:, 0].double() * block.bn.weight.detach().cpu().double().sign().view(-1, 1, 1)
+    mean = w.mean((1, 2), keepdim=True)
+    edge = (w - mean).flatten(1).norm(dim=1) > 3 * mean.flatten().abs()
+    ramp = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    gx = (w * ramp.view(1, 1, 3)).sum((1, 2)).abs()      # grows left to right: a vertical edge
+    gy = (w * ramp.view(1, 3, 1)).sum((1, 2)).abs()      # grows top to bottom: a horizontal edge
+    horizontal = edge & (gy > 1.5 * gx)
+    vertical = edge & (gx > 1.5 * gy)
+    return {"kernels": len(w), "edge": int(edge.sum()), "horizontal_edge": int(horizontal.sum()),
+            "vertical_edge": int(vertical.sum()), "other_edge": int((edge & ~horizontal & ~vertical).sum()),
+            "brightness": int((~edge).sum())}
 
 
 def inspect(model: FerCNN, image: Tensor, label: int, probs: Tensor, classes: tuple[str, ...], layers: tuple[int, ...],
@@ -160,5 +188,6 @@ def inspect(model: FerCNN, image: Tensor, label: int, probs: Tensor, classes: tu
             views = preferred_inputs(model, layer, chosen, steps, seed)
         figs[f"maps_layer{layer}.png"] = layer_figure(layer, chosen, views, maps[layer], first=layer == 1)
         summary[layer] = {"channels": chosen, "map_size": list(maps[layer].shape),
-                          "mean_activation": [round(float(maps[layer][c].mean()), 5) for c in chosen]}
+                          "mean_activation": [round(float(maps[layer][c].mean()), 5) for c in chosen],
+                          "rows": thirds(maps[layer][chosen])}
     return figs, summary

@@ -129,6 +129,7 @@ def fer(argv: list[str]) -> None:
     publish_figures(None, figs, FER_INSPECT)
     write_json({"image": i, "label": data["classes"][int(labels[i])],
                 "probabilities": dict(zip(data["classes"], [round(float(p), 5) for p in probs])),
+                "first_layer_kernels": fer_figures.kernel_reading(model),
                 "layers": {str(k): v for k, v in summary.items()}}, FER_INSPECT / "summary.json")
     print(f"fer_inspect: test image {i} ({data['classes'][int(labels[i])]}), layers "
           f"{', '.join(map(str, cfg.inspect.layers))} -> {FER_INSPECT}")

@@ -16,7 +16,7 @@ from pipeline.settings import settings_from
 from stages.common import run
 
 REPORTS = Path("reports")
-EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder", "emnist")
+EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder", "emnist", "fer")
 MNIST_FAMILY = ("batch_size", "autoencoder")     # their reports also name the dataset they ran on
 
 

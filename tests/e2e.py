@@ -4,7 +4,7 @@ the real `dvc` and `git` run in it, and its SQLite MLflow store read back.
 The end-to-end suite is split in two modules, each with its own repository copy, so that
 pytest-xdist runs them side by side (see pyproject.toml): `test_e2e_core.py` (superres,
 separable, theory, experiments and the queue) and `test_e2e_data.py` (the downloaded datasets:
-MNIST family and EMNIST, served from loopback). `test_every_stage_is_covered` in the core module
+MNIST family, EMNIST and FER-2013, served from loopback). `test_every_stage_is_covered` in the core module
 checks that together they run every stage of dvc.yaml.
 """
 from __future__ import annotations
@@ -27,10 +27,10 @@ MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_t
          "autoencoder_codes", "autoencoder_classify@literal", "autoencoder_classify@logits", "autoencoder_report")
 EMNIST = ("emnist_download", "emnist_prepare", "emnist_train@mlp", "emnist_train@cnn", "emnist_train@factorised",
           "emnist_report")
-FER = ("fer_download", "fer_prepare")
+FER = ("fer_download", "fer_prepare", "fer_train", "fer_inspect", "fer_report")
 DATA = MNIST + EMNIST + FER
 REPORTS = {"core": ("superres_report", "separable_report", "theory_report"),
-           "data": ("batch_size_report", "autoencoder_report", "emnist_report", "fer_prepare")}
+           "data": ("batch_size_report", "autoencoder_report", "emnist_report", "fer_report")}
 
 
 def env(extra: dict[str, str] | None = None) -> dict:

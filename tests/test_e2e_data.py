@@ -1,6 +1,6 @@
 """End to end, part 2: the downloaded datasets. MNIST-format IDX files made from scikit-learn's
-digits and an EMNIST `gzip.zip` in NIST's layout are served from a loopback HTTP server
-(`mnist.source`, `emnist.source`); their checksums reach the download layer through
+digits, an EMNIST `gzip.zip` in NIST's layout and a FER-2013 `fer2013.csv` are served from a
+loopback HTTP server (`mnist.source`, `emnist.source`, `fer.source`); their checksums reach the download layer through
 DLREPRO_CHECKSUMS, as the official ones cannot match fixture files. The real `dvc repro` runs the
 MNIST-family and EMNIST stages on a copy of this repo at `scale: smoke`.
 """
@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 
 import pytest
 import torch
 
 from pipeline.download import CHECKSUMS_ENV
+from pipeline.fer import CLASSES
 from pipeline.mnist import FILES
 from tests.conftest import LoopbackServer
-from tests.e2e import DATA, REPORTS, copy_repo, mlflow_runs, ran
+from tests.e2e import DATA, REPORTS, copy_repo, mlflow_runs, ran, sh
 from tests.e2e import dvc as _dvc
 from tests.fixtures import digit_images, fer_faces, write_emnist_zip, write_fer_csv, write_mnist_files
 
@@ -55,6 +57,8 @@ def _smoke_data(url: str):
         params["fer"]["sha256"] = FER_SHA256[0]
         params["emnist"]["cnn"]["channels"] = [8, 16, 32]       # 20,198 parameters: a CPU trains it in seconds
         params["emnist"]["mlp"]["hidden"] = [24]                 # 20,390: within ±10 %
+        params["fer"]["model"].update(channels=[8, 16, 32, 64], hidden=32)      # 92,399 parameters
+        params["fer"]["inspect"]["image"] = 3
     return edit
 
 
@@ -94,6 +98,44 @@ def test_fer_csv_comes_through_the_download_layer_with_its_official_splits(repo,
     out = dvc(repo, "repro", "--force", "--single-item", "fer_download")
     assert "nothing to fetch" in out
     assert [path for path, _ in data_server.requests].count("/fer/fer2013.csv") == 1    # fetched once
+
+
+def test_fer_trains_inspects_reports_and_the_demo_runs_on_its_model(repo, first_repro, tmp_path):
+    import cv2
+    from skimage import data as skdata
+
+    m = json.loads((repo / "metrics/fer/cnn.json").read_text())
+    assert m["parameters"] == 92_399
+    for key in ("test_accuracy", "test_accuracy_without_tta", "test_macro_precision", "test_macro_recall"):
+        assert 0 <= m[key] <= 1, key
+    history = [line.split(",") for line in (repo / "plots/fer/history.csv").read_text().splitlines()]
+    val = [float(row[history[0].index("val_accuracy")]) for row in history[1:]]
+    assert len(val) == 2 and m["best_epoch"] == val.index(max(val)) + 1 and m["val_accuracy"] == max(val)
+    assert {"train_accuracy", "test_accuracy", "test_loss"} <= set(history[0])
+    table = (repo / "plots/fer/confusion.csv").read_text().splitlines()
+    assert table[0] == "actual,predicted" and len(table) == 1 + 14                   # the 14 PrivateTest faces
+    per_class = (repo / "plots/fer/per_class.csv").read_text().splitlines()
+    assert len(per_class) == 1 + 7 and sum(int(r.split(",")[1]) for r in per_class[1:]) == 14
+    summary = json.loads((repo / "figures/fer/inspect/summary.json").read_text())
+    assert summary["image"] == 3 and summary["label"] == "happy" and set(summary["layers"]) == {"1", "4", "8"}
+    assert summary["layers"]["8"]["map_size"] == [64, 6, 6] and summary["first_layer_kernels"]["kernels"] == 8
+    assert {p.name for p in (repo / "figures/fer/inspect").iterdir()} == {
+        "face.png", "filters_layer1.png", "maps_layer1.png", "maps_layer4.png", "maps_layer8.png", "summary.json"}
+    assert (repo / "figures/fer/data/classes.png").stat().st_size > 10_000
+    _, runs = mlflow_runs(repo, "fer")
+    assert [r.info.run_name for r in runs] == ["fer_train"] and "test_accuracy" in runs[0].data.metrics
+    html = (repo / "reports/fer.html").read_text()
+    assert "Filters and feature maps" in html and "Scale: smoke" in html and "Traceback" not in html
+    assert "92,399 parameters" in html and html.count("data:image/png;base64") >= 9
+    out = dvc(repo, "exp", "run", "fer_report", "-S", "fer.inspect.image=5")
+    assert ran(out) == {"fer_inspect", "fer_report"}                              # nothing retrained
+    images = tmp_path / "faces"
+    images.mkdir()
+    cv2.imwrite(str(images / "astronaut.png"), skdata.astronaut()[..., ::-1])
+    shown = sh(repo, sys.executable, "-m", "stages.demo", "--input", str(images), "--output", str(tmp_path / "out"))
+    assert shown.startswith("demo: 1 frames, 1 faces")
+    rows = (tmp_path / "out/frames.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[9] in CLASSES
 
 
 def test_emnist_keeps_only_byclass_and_prepares_it_upright(repo, first_repro, data_server):

@@ -162,3 +162,27 @@ def test_inspect_draws_each_layer_and_summarises_it():
     assert set(figs) == {"face.png", "filters_layer1.png", "maps_layer1.png", "maps_layer8.png"}
     assert summary[8]["map_size"] == [64, 6, 6] and len(summary[1]["channels"]) == 4
     assert summary[1]["mean_activation"] == sorted(summary[1]["mean_activation"], reverse=True)
+
+
+def test_first_layer_reading_sorts_kernels_by_what_they_detect():
+    model = fm.FerCNN(fer.FerNet(channels=(5, 8), hidden=8))
+    block = model.blocks()[0]
+    ramp = torch.tensor([-1.0, 0.0, 1.0])
+    kernels = torch.stack([ramp.view(3, 1).expand(3, 3),          # grows downwards: a horizontal edge
+                           -ramp.view(1, 3).expand(3, 3),         # a vertical edge, sign flipped
+                           torch.full((3, 3), 1 / 9),             # a local average
+                           torch.eye(3) - torch.eye(3).flip(0),   # zero-sum, no dominant direction
+                           ramp.view(3, 1).expand(3, 3)])         # horizontal again, but BN's scale is negative
+    with torch.no_grad():
+        block.conv.weight.copy_(kernels.unsqueeze(1))
+        block.bn.weight.copy_(torch.tensor([1.0, 1.0, 1.0, 1.0, -2.0]))
+    assert fer_figures.kernel_reading(model) == {"kernels": 5, "edge": 4, "horizontal_edge": 2, "vertical_edge": 1,
+                                                 "other_edge": 1, "brightness": 1}
+
+
+def test_thirds_share_the_activation_between_upper_middle_and_lower_rows():
+    maps = torch.zeros(2, 6, 4)
+    maps[0, 4:] = 1.0                    # lower third
+    maps[1, :2] = 3.0                    # upper third, three times as strong
+    maps[1, 2] = -5.0                    # negative values do not count
+    assert fer_figures.thirds(maps) == {"upper": 0.75, "middle": 0.0, "lower": 0.25}
