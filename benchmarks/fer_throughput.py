@@ -19,24 +19,19 @@ import torch.nn.functional as F
 
 from pipeline import fer_demo
 from pipeline import fer_model as fm
-from pipeline.device import autocast_dtype, pick_device, seed_everything
+from pipeline.device import autocast_dtype, pick_device, seed_everything, synchronize
 from pipeline.engine import Split, fit
 from pipeline.fer import CLASSES, FerConfig
 from pipeline.params import load_params, parse
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def timed(fn, device: torch.device, repeat: int = 3) -> float:
     fn()                                    # warm-up
-    sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for _ in range(repeat):
         fn()
-    sync(device)
+    synchronize(device)
     return (time.perf_counter() - t0) / repeat
 
 

@@ -162,21 +162,16 @@ def _conv_stats(model: nn.Module, image: tuple[int, int]) -> list[dict]:
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int, amp_dtype=None) -> tuple[Tensor, float]:
     """Argmax predictions for all `images` and the throughput (images per second) of that pass."""
-    from pipeline.device import autocast
+    from pipeline.device import autocast, synchronize
 
     model.eval()
     device = images.device
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     preds = []
     for start in range(0, len(images), batch_size):
         with autocast(device, amp_dtype):
             preds.append(model(images[start:start + batch_size]).argmax(1))
     pred = torch.cat(preds)
-    _sync(device)
+    synchronize(device)
     return pred, len(images) / (time.perf_counter() - t0)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

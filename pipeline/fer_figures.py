@@ -102,11 +102,17 @@ def face_figure(image: Tensor, probs: Tensor, classes: tuple[str, ...], label: i
     return fig
 
 
-def first_layer_filters(model: FerCNN):
-    """Every 3×3 kernel of the first convolution (BN folded in sign only: a negative BN scale
-    flips what the channel passes), on a shared symmetric colour scale."""
+def first_kernels(model: FerCNN) -> Tensor:
+    """(C, 3, 3): the first convolution's kernels with batch norm folded in by sign only (a
+    negative BN scale flips what the channel passes)."""
     block = model.blocks()[0]
-    w = block.conv.weight.detach().cpu()[:, 0] * block.bn.weight.detach().cpu().sign().view(-1, 1, 1)
+    return block.conv.weight.detach().cpu()[:, 0] * block.bn.weight.detach().cpu().sign().view(-1, 1, 1)
+
+
+def first_layer_filters(model: FerCNN):
+    """Every 3×3 kernel of the first convolution (sign-folded, see `first_kernels`), on a shared
+    symmetric colour scale."""
+    w = first_kernels(model)
     n = len(w)
     cols = min(16, n)
     rows = -(-n // cols)
@@ -159,8 +165,7 @@ def kernel_reading(model: FerCNN) -> dict[str, int]:
     """The first layer's 3×3 kernels sorted by what they do: 'edge' when the zero-mean part
     outweighs the mean (a contrast detector), split by the dominant gradient direction, else
     'brightness' (a local average, positive or negative)."""
-    block = model.blocks()[0]
-    w = block.conv.weight.detach().cpu()[:, 0].double() * block.bn.weight.detach().cpu().double().sign().view(-1, 1, 1)
+    w = first_kernels(model).double()
     mean = w.mean((1, 2), keepdim=True)
     edge = (w - mean).flatten(1).norm(dim=1) > 3 * mean.flatten().abs()
     ramp = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
@@ -182,8 +187,7 @@ def inspect(model: FerCNN, image: Tensor, label: int, probs: Tensor, classes: tu
     for layer in layers:
         chosen = most_active(maps[layer], k)
         if layer == 1:
-            block = model.blocks()[0]
-            views = block.conv.weight.detach().cpu()[chosen, 0] * block.bn.weight.detach().cpu()[chosen].sign().view(-1, 1, 1)
+            views = first_kernels(model)[chosen]
         else:
             views = preferred_inputs(model, layer, chosen, steps, seed)
         figs[f"maps_layer{layer}.png"] = layer_figure(layer, chosen, views, maps[layer], first=layer == 1)

@@ -44,7 +44,8 @@ class FerCNN(nn.Module):
                 layers.append(nn.Dropout(cfg.dropout))
         self.features = nn.Sequential(*layers)
         side = size >> len(cfg.channels)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.head_dropout), *mlp_layers((c_in * side * side, cfg.hidden, classes), cfg.head_dropout))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.head_dropout),
+                                  *mlp_layers((c_in * side * side, cfg.hidden, classes), cfg.head_dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(self.standardize(x).unsqueeze(1)))
