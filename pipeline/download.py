@@ -45,6 +45,7 @@ class RemoteFile:
     md5: str | None = None
     fallbacks: tuple[str, ...] = ()    # further official URLs, tried in order
     content_sha256: str | None = None  # sha256 of the gunzipped bytes: accepts recompressed copies
+    sha256_prefix: str | None = None   # leading hex digits of the sha256 (torch.hub's `name-<prefix>.pth`)
 
     @property
     def filename(self) -> str:
@@ -73,7 +74,8 @@ def with_local_checksums(remote: RemoteFile, env: Mapping[str, str] | None = Non
         return remote
     print(f"note: {remote.filename}: sha256 from {CHECKSUMS_ENV} ({table_path}) replaces the official checksum",
           file=sys.stderr)
-    return dataclasses.replace(remote, sha256=str(table[remote.filename]), md5=None, content_sha256=None)
+    return dataclasses.replace(remote, sha256=str(table[remote.filename]), md5=None, content_sha256=None,
+                               sha256_prefix=None)
 
 
 def candidate_urls(remote: RemoteFile, mirror: str = "") -> list[str]:
@@ -175,6 +177,11 @@ def _verify(path: Path, remote: RemoteFile) -> str | None:
             if got == want.lower() or _content_matches(path, remote.content_sha256):
                 return None
             return f"failed its {algo} check (expected {want}, got {got})"
+    if remote.sha256_prefix:
+        with open(path, "rb") as fh:
+            got = hashlib.file_digest(fh, "sha256").hexdigest()
+        if not got.startswith(remote.sha256_prefix.lower()):
+            return f"failed its sha256 check (expected a digest starting {remote.sha256_prefix}, got {got})"
     return None
 
 

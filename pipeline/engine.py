@@ -75,8 +75,16 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+Groups = list[tuple[list[nn.Parameter], float]]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: Groups | None = None) -> torch.optim.Optimizer:
+    """cfg's optimiser over the trainable parameters; `groups` (parameters, learning-rate factor)
+    gives parts of the model their own learning rate, cfg.lr × factor (fine-tuning a backbone)."""
+    if groups is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:
+        params = [{"params": [p for p in ps if p.requires_grad], "lr": cfg.lr * factor} for ps, factor in groups]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -87,14 +95,16 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         seed: int = 0, prepare: Prepare | None = None, metrics: Metrics | None = None,
         amp_dtype: torch.dtype | None = None, on_epoch: Callable[[dict], None] | None = None,
         resume_dir: Path | None = None, progress: bool | None = None,
-        watch: dict[str, Split] | None = None, snapshot_epochs: tuple[int, ...] = ()) -> FitResult:
+        watch: dict[str, Split] | None = None, snapshot_epochs: tuple[int, ...] = (),
+        groups: Groups | None = None) -> FitResult:
     """Train `model` for cfg.epochs. History records per epoch: train_loss (and train_<metric>,
     running means over the epoch), val_* on `val`, <name>_* on each `watch` split (reported, never
     used for choosing), step (optimiser steps so far), elapsed_seconds (training time so far,
-    evaluation excluded). `snapshot_epochs`: 1-based epochs whose weights are kept."""
+    evaluation excluded). `snapshot_epochs`: 1-based epochs whose weights are kept; `groups`: see
+    make_optimizer (the history's lr is the last group's)."""
     device = train.inputs.device
     prepare = prepare or (lambda x, y, training: (x, y))
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg, groups)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = _scheduler(opt, cfg, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -118,7 +128,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
                                        f"{name}_"))
         seconds = time.perf_counter() - t0
         previous = state["history"][-1] if state["history"] else {"step": 0, "elapsed_seconds": 0.0}
-        record.update(lr=opt.param_groups[0]["lr"], step=previous["step"] + steps_per_epoch,
+        record.update(lr=opt.param_groups[-1]["lr"], step=previous["step"] + steps_per_epoch,
                       elapsed_seconds=previous["elapsed_seconds"] + train_seconds, epoch_seconds=seconds,
                       samples_per_second=len(train) / train_seconds)
         value = _monitored(record, cfg)

@@ -16,14 +16,19 @@ from pipeline.files import atomic_path, write_text
 FAILED_DIR = Path(".cache/reports")
 
 
-def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path) -> None:
+def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path, preface: str | None = None) -> None:
+    """`preface`: markdown put above everything else, the report's first line (a warning that
+    holds for the whole report)."""
     import jupytext
+    import nbformat
     import papermill
     from nbconvert import HTMLExporter
 
     if not source.exists():
         raise DataError(f"{source}: report source missing; restore it from git")
     nb = jupytext.read(source)
+    if preface:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(preface))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     with tempfile.TemporaryDirectory() as tmp, atomic_path(notebook) as out:
         src = Path(tmp) / notebook.name

@@ -73,8 +73,45 @@ def fer_2013(argv: list[str]) -> None:
     print(f"fer: {form.kind} form from {cfg.source} -> {FER_RAW}")
 
 
+def cifar_10(argv: list[str]) -> None:
+    from pipeline import cifar10
+
+    settings, cfg = load_section("cifar10", cifar10.Cifar10Config)
+    path = fetch(cifar10.ARCHIVE, cifar10.RAW_DIR / cifar10.ARCHIVE.filename,
+                 mirror_setting(cfg.source or settings.data.mirror))
+    print(f"cifar10: {path} verified ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+RESNET50_RAW = Path("data/raw/resnet50")
+WEIGHTS_MARKER = RESNET50_RAW / "weights.json"
+
+
+def resnet50_weights(argv: list[str]) -> None:
+    """torchvision's ImageNet ResNet-50 weights file named by distill.teacher.weights, fetched and
+    checked like data; with distill.teacher.pretrained false nothing is fetched. weights.json
+    records which file the teacher stages are to use."""
+    from pipeline.distill import DistillConfig
+    from pipeline.distill_models import weights_remote
+    from pipeline.files import file_digest, write_json
+
+    settings, cfg = load_section("distill", DistillConfig)
+    teacher = cfg.teacher
+    if not teacher.pretrained:
+        RESNET50_RAW.mkdir(parents=True, exist_ok=True)
+        write_json({"weights": None, "pretrained": False}, WEIGHTS_MARKER)
+        print("resnet50: distill.teacher.pretrained is false: no weights fetched; the teacher starts from "
+              "random weights")
+        return
+    remote = weights_remote(teacher.weights)
+    path = fetch(remote, RESNET50_RAW / remote.filename, mirror_setting(settings.data.mirror))
+    write_json({"weights": teacher.weights, "pretrained": True, "file": path.name, "url": remote.url,
+                "sha256": file_digest(path)}, WEIGHTS_MARKER)
+    print(f"resnet50: {teacher.weights} weights {path} verified ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 def main(argv: list[str]) -> None:
-    choose({"mnist": mnist_family, "emnist": emnist_byclass, "fer": fer_2013}, argv[0], "dataset family")(argv[1:])
+    choose({"mnist": mnist_family, "emnist": emnist_byclass, "fer": fer_2013, "cifar10": cifar_10,
+            "resnet50": resnet50_weights}, argv[0], "dataset family")(argv[1:])
 
 
 if __name__ == "__main__":

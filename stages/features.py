@@ -13,9 +13,10 @@ from pipeline.superres.config import SuperresConfig
 from pipeline.superres.features import build_samples
 from stages.common import choose, load_section, run
 
-CIFAR_ARCHIVE = Path("data/raw/cifar10") / cifar10.ARCHIVE.filename
+CIFAR_ARCHIVE = cifar10.RAW_DIR / cifar10.ARCHIVE.filename
 SUPERRES_OUT = Path("data/features/superres/samples.pt")
 AE_MODEL, AE_CODES = Path("models/autoencoder/autoencoder.pt"), Path("data/features/autoencoder/codes.pt")
+DISTILL_TEACHER = Path("models/distill/teacher.pt")
 
 
 def superres(argv: list[str]) -> None:
@@ -56,8 +57,100 @@ def autoencoder(argv: list[str]) -> None:
           f"-> {AE_CODES}")
 
 
+FEATURES_DIR = Path("data/features/distill")
+DISTILL_FEATURES, DISTILL_LOGITS = FEATURES_DIR / "backbone.pt", FEATURES_DIR / "teacher_logits.pt"
+
+
+def distill_images(cfg, seed: int, device) -> dict:
+    """The prepared CIFAR-10 split as distill uses it: {split: (uint8 images, labels) on device},
+    the split indices and the class names."""
+    from pipeline import cifar10
+    from pipeline.distill import split_indices
+    from stages.common import load_tensors
+
+    data = load_tensors(cifar10.PREPARED)
+    idx = split_indices(len(data["train_y"]), len(data["test_y"]), cfg.data, seed)
+    out = {}
+    for name, source in (("train", "train"), ("val", "train"), ("test", "test")):
+        out[name] = (data[f"{source}_x"][idx[name]].to(device), data[f"{source}_y"][idx[name]].to(device))
+    return {"splits": out, "index": idx, "classes": data["classes"]}
+
+
+def distill_teacher_net(cfg, device):
+    """The ResNet-50 teacher with the backbone weights weights.json names (or random ones when
+    distill.teacher.pretrained is false), backbone frozen, on `device`."""
+    import json
+
+    import torch
+
+    from pipeline.distill_models import ResNetTeacher, load_backbone
+    from pipeline.errors import DataError
+    from stages.download import RESNET50_RAW, WEIGHTS_MARKER
+
+    teacher = ResNetTeacher(cfg.teacher.resize)
+    if cfg.teacher.pretrained:
+        marker = json.loads(WEIGHTS_MARKER.read_text()) if WEIGHTS_MARKER.exists() else {}
+        if marker.get("weights") != cfg.teacher.weights:
+            raise DataError(f"{RESNET50_RAW}: no {cfg.teacher.weights} weights recorded; run "
+                            "`dvc repro resnet50_weights` first (or set distill.teacher.pretrained: false)")
+        load_backbone(teacher, RESNET50_RAW / marker["file"])
+    teacher = teacher.to(device).freeze_backbone()
+    if device.type == "cuda":
+        teacher = teacher.to(memory_format=torch.channels_last)
+    return teacher
+
+
+def distill(argv: list[str]) -> None:
+    """The frozen ResNet-50 backbone's 2048 features of every image of the three splits, computed once."""
+    from pipeline.device import autocast_dtype, pick_device
+    from pipeline.distill import DistillConfig
+    from pipeline.distill_models import batched, throughput
+
+    settings, cfg = load_section("distill", DistillConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    amp = autocast_dtype(device, settings.precision)
+    images = distill_images(cfg, settings.seed, device)
+    teacher = distill_teacher_net(cfg, device).eval()
+    out = {"resize": cfg.teacher.resize, "pretrained": cfg.teacher.pretrained,
+           "weights": cfg.teacher.weights if cfg.teacher.pretrained else None, "classes": images["classes"]}
+    for name, (x, y) in images["splits"].items():
+        out[name] = batched(teacher.features, x, cfg.teacher.batch, amp).half().cpu()
+        out[f"{name}_y"] = y.cpu()
+    test_x = images["splits"]["test"][0]
+    out["images_per_second"] = throughput(teacher, test_x[:max(cfg.teacher.batch * 4, 1)], cfg.teacher.batch, amp)
+    atomic_torch_save(out, DISTILL_FEATURES)
+    print(f"distill features: {', '.join(f'{k} {tuple(out[k].shape)}' for k in ('train', 'val', 'test'))} at "
+          f"{cfg.teacher.resize}px ({'pretrained ' + cfg.teacher.weights if cfg.teacher.pretrained else 'random weights'}"
+          f"), teacher {out['images_per_second']:,.0f} images/s on {device} -> {DISTILL_FEATURES}")
+
+
+def distill_logits(argv: list[str]) -> None:
+    """The trained teacher's logits for every stored view of every training image (the
+    student's soft targets), so no student step runs ResNet-50."""
+    from pipeline.device import autocast_dtype, pick_device
+    from pipeline.distill import DistillConfig, make_views
+    from pipeline.distill_models import view_logits
+    from stages.common import load_tensors
+
+    settings, cfg = load_section("distill", DistillConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    amp = autocast_dtype(device, settings.precision)
+    x, y = distill_images(cfg, settings.seed, device)["splits"]["train"]
+    teacher = distill_teacher_net(cfg, device)
+    teacher.head.load_state_dict(load_tensors(DISTILL_TEACHER)["head"])
+    views = make_views(len(x), cfg.views, settings.seed)
+    logits = view_logits(teacher, x, views.to(device), cfg.teacher.batch, amp).cpu()
+    agree = float((logits[:, 0].argmax(1) == y.cpu()).float().mean())
+    atomic_torch_save({"logits": logits, "views": views, "labels": y.cpu()}, DISTILL_LOGITS)
+    print(f"distill logits: {tuple(logits.shape)} (images, views, classes); the teacher is right on "
+          f"{100 * agree:.2f} % of the training images -> {DISTILL_LOGITS}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres, "autoencoder": autoencoder}, argv[0], "experiment")(argv[1:])
+    choose({"superres": superres, "autoencoder": autoencoder, "distill": distill, "distill_logits": distill_logits},
+           argv[0], "experiment")(argv[1:])
 
 
 if __name__ == "__main__":

@@ -67,8 +67,18 @@ def fer_2013(argv: list[str]) -> None:
     print(f"fer: {form.kind} form -> {FER_PREPARED}: {sizes}")
 
 
+def cifar_10(argv: list[str]) -> None:
+    from pipeline import cifar10
+
+    data = cifar10.prepare(cifar10.RAW_DIR / cifar10.ARCHIVE.filename)
+    atomic_torch_save(data, cifar10.PREPARED)
+    print(f"cifar10: train {tuple(data['train_x'].shape)}, test {tuple(data['test_x'].shape)} uint8 "
+          f"-> {cifar10.PREPARED}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"mnist": mnist_family, "emnist": emnist_byclass, "fer": fer_2013}, argv[0], "dataset family")(argv[1:])
+    choose({"mnist": mnist_family, "emnist": emnist_byclass, "fer": fer_2013, "cifar10": cifar_10}, argv[0],
+           "dataset family")(argv[1:])
 
 
 if __name__ == "__main__":

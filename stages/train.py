@@ -392,9 +392,249 @@ def fer_model(argv: list[str]) -> None:
           f"{metrics['train_samples_per_second']:,} samples/s training on {device}")
 
 
+DISTILL_MODELS, DISTILL_METRICS, DISTILL_PLOTS = Path("models/distill"), Path("metrics/distill"), Path("plots/distill")
+DISTILL_FIGURES = Path("figures/distill")
+DISTILL_RUNS = ("teacher", "grid", "student", "scratch", "finetune")
+
+
+def distill(argv: list[str]) -> None:
+    """One run of the distillation study: teacher (a), grid <alpha> <tau> and student (b),
+    scratch (c), finetune (d)."""
+    from pipeline.distill import DistillConfig
+
+    if not argv or argv[0] not in DISTILL_RUNS or (argv[0] == "grid") != (len(argv) == 3) or \
+            (argv[0] != "grid" and len(argv) != 1):
+        raise ParamError("usage: python -m stages.train distill <teacher|grid ALPHA TAU|student|scratch|finetune>")
+    settings, cfg = load_section("distill", DistillConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    {"teacher": _distill_teacher, "grid": _distill_grid, "student": _distill_student, "scratch": _distill_scratch,
+     "finetune": _distill_finetune}[argv[0]](settings, cfg, device, argv[1:])
+
+
+def _distill_scores(name: str, model_fn, test_x, test_y, classes, batch: int, amp, tracker, title: str) -> dict:
+    """Test metrics of one distill run, its per-class table, dvc confusion data and figure."""
+    from pipeline import classification as cls
+    from pipeline import mnist_figures as mf
+    from pipeline.distill_models import batched
+
+    pred = batched(model_fn, test_x, batch, amp).argmax(1).cpu()
+    labels = test_y.cpu()
+    cm = cls.confusion_matrix(labels, pred, len(classes))
+    scores = {f"test_{k}": v for k, v in cls.scores(cm).items()}
+    write_csv(cls.per_class(cm, classes), DISTILL_PLOTS / f"{name}_per_class.csv")
+    write_csv(cls.prediction_table(labels, pred, classes), DISTILL_PLOTS / f"{name}_confusion.csv")
+    publish_figures(tracker, {f"confusion_{name}.png": mf.confusion(
+        cm, classes, f"{title}: test accuracy {100 * scores['test_accuracy']:.2f} % (rows sum to 1)", normalise=True)},
+        DISTILL_FIGURES)
+    return scores
+
+
+def _fit_summary(out) -> dict:
+    best, last = out.history[out.best_epoch - 1], out.history[-1]
+    return {"best_epoch": out.best_epoch, "epochs": len(out.history), "val_accuracy": best["val_accuracy"],
+            "val_loss": best["val_loss"], "train_accuracy": best["train_accuracy"],
+            "train_seconds": round(last["elapsed_seconds"], 3),
+            "train_samples_per_second": round(last["samples_per_second"])}
+
+
+def _distill_params(settings, device, **sections) -> dict:
+    return flatten({**{k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in sections.items()},
+                    "seed": settings.seed, "scale": settings.scale, "device": str(device)})
+
+
+def _distill_teacher(settings, cfg, device, argv) -> None:
+    """(a) The new 10-class layer on the frozen backbone's features."""
+    from pipeline.distill_models import FEATURES, ResNetTeacher, train_head
+    from pipeline.engine import Split
+    from stages.features import DISTILL_FEATURES, DISTILL_TEACHER
+
+    feats = load_tensors(DISTILL_FEATURES)
+    splits = {k: Split(feats[k].float().to(device), feats[f"{k}_y"].to(device)) for k in ("train", "val", "test")}
+    classes = feats["classes"]
+    params = _distill_params(settings, device, head=cfg.head, teacher=cfg.teacher,
+                             **{f"{k}_samples": len(v) for k, v in splits.items()})
+    with stage_run("distill", "distill_teacher", params) as tracker:
+        head, out = train_head(splits, cfg.head, seed=settings.seed, classes=len(classes), on_epoch=tracker.log_epoch)
+        scores = _distill_scores("teacher", head, splits["test"].inputs, splits["test"].targets, classes,
+                                 cfg.eval_batch, None, tracker, "teacher (a), linear layer on frozen ResNet-50")
+        metrics = {**scores, **_fit_summary(out), "parameters": parameter_count(ResNetTeacher(cfg.teacher.resize)),
+                   "trained_parameters": parameter_count(head), "inference_samples_per_second":
+                   round(feats["images_per_second"]), "resize": cfg.teacher.resize, "pretrained": feats["pretrained"],
+                   "features": FEATURES}
+        atomic_torch_save({"head": {k: v.cpu() for k, v in head.state_dict().items()}, "resize": feats["resize"],
+                           "pretrained": feats["pretrained"], "weights": feats["weights"], "classes": classes},
+                          DISTILL_TEACHER)
+        _distill_write("teacher", metrics, out, tracker)
+    print(f"distill_teacher: test accuracy {metrics['test_accuracy']:.4f} with a linear layer on "
+          f"{'pretrained' if feats['pretrained'] else 'RANDOM (not pretrained)'} ResNet-50 features, best epoch "
+          f"{out.best_epoch}")
+
+
+def _distill_write(name: str, metrics: dict, out, tracker, folder: Path = DISTILL_METRICS,
+                   plots: Path = DISTILL_PLOTS) -> None:
+    write_json(metrics, folder / f"{name}.json")
+    write_csv(pd.DataFrame(out.history), plots / f"{name}.csv")
+    tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    tracker.log_artifact(plots / f"{name}.csv")
+
+
+def _student_data(settings, cfg, device, with_teacher: bool) -> dict:
+    """The student's splits (training targets: indices into the training split), its views and
+    (with a teacher) the teacher's logits for them."""
+    from pipeline.distill import make_views
+    from pipeline.engine import Split
+    from pipeline.errors import DataError
+    from stages.features import DISTILL_LOGITS, distill_images
+
+    images = distill_images(cfg, settings.seed, device)
+    (tx, ty), val, test = (images["splits"][k] for k in ("train", "val", "test"))
+    views, logits = make_views(len(tx), cfg.views, settings.seed), None
+    if with_teacher:
+        saved = load_tensors(DISTILL_LOGITS)
+        if not (torch.equal(saved["views"], views) and torch.equal(saved["labels"], ty.cpu())):
+            raise DataError(f"{DISTILL_LOGITS}: computed for other views or images than distill's params give now; "
+                            "run `dvc repro distill_logits`")
+        logits = saved["logits"]
+    return {"train": Split(tx, torch.arange(len(tx), device=device)), "val": Split(*val), "test": Split(*test),
+            "labels": ty, "views": views, "logits": logits, "classes": images["classes"]}
+
+
+def _student_run(name: str, stage: str, settings, cfg, device, data, alpha: float, tau: float,
+                 epochs: int | None, extra: dict, metrics_dir: Path = DISTILL_METRICS,
+                 plots_dir: Path = DISTILL_PLOTS, save: bool = True) -> dict:
+    from pipeline.distill_models import throughput, train_student
+    from stages.features import DISTILL_LOGITS
+
+    amp = autocast_dtype(device, settings.precision)
+    sched = cfg.student.train
+    params = _distill_params(settings, device, student=cfg.student, views=cfg.views, alpha=alpha, tau=tau,
+                             epochs=epochs or sched.epochs, teacher=data["logits"] is not None,
+                             **{f"{k}_samples": len(data[k]) for k in ("train", "val", "test")})
+    resume = resume_dir(stage, (settings, cfg.student, cfg.views, cfg.data, alpha, tau, epochs),
+                        (DISTILL_LOGITS,) if data["logits"] is not None else ())
+    with stage_run("distill", stage, params) as tracker:
+        model, out = train_student(data, data["views"], data["logits"], alpha, tau, sched, width=cfg.student.width,
+                                   dropout=cfg.student.dropout, seed=settings.seed, epochs=epochs, amp_dtype=amp,
+                                   on_epoch=tracker.log_epoch, resume_dir=resume)
+        metrics = {**_fit_summary(out), "alpha": alpha, "tau": tau, **extra}
+        if save:
+            test = data["test"]
+            model.eval()
+            metrics.update(_distill_scores(name, model, test.inputs, test.targets, data["classes"], cfg.eval_batch,
+                                           amp, tracker, extra.get("title", name)))
+            metrics.update(parameters=parameter_count(model), inference_samples_per_second=round(
+                throughput(model, test.inputs, cfg.eval_batch, amp)))
+            atomic_torch_save({"state_dict": out.best_state, "width": cfg.student.width,
+                               "dropout": cfg.student.dropout, "alpha": alpha, "tau": tau,
+                               "classes": data["classes"]}, DISTILL_MODELS / f"{name}.pt")
+        else:
+            best = out.history[out.best_epoch - 1]
+            metrics.update(test_accuracy_at_best=best["test_accuracy"])
+        metrics.pop("title", None)
+        _distill_write(name, metrics, out, tracker, metrics_dir, plots_dir)
+    return metrics
+
+
+GRID_METRICS, GRID_PLOTS = DISTILL_METRICS / "grid", DISTILL_PLOTS / "grid"
+
+
+def _distill_grid(settings, cfg, device, argv) -> None:
+    """One short run of the α × τ grid (dvc.yaml matrix); only its validation accuracy is used.
+    Its files are named by the values as dvc.yaml writes them: alpha<α>_tau<τ>."""
+    try:
+        alpha, tau = float(argv[0]), float(argv[1])
+    except ValueError:
+        raise ParamError(f"distill grid: {argv} are not two numbers (alpha tau)") from None
+    if alpha not in cfg.grid.alpha or tau not in cfg.grid.tau:
+        raise ParamError(f"distill grid {alpha:g} {tau:g}: not in distill.grid.alpha {list(cfg.grid.alpha)} × "
+                         f"distill.grid.tau {list(cfg.grid.tau)}")
+    data = _student_data(settings, cfg, device, with_teacher=True)
+    m = _student_run(f"alpha{argv[0]}_tau{argv[1]}", f"distill_grid@{argv[0]}-{argv[1]}", settings, cfg, device,
+                     data, alpha, tau, cfg.grid.epochs, {}, GRID_METRICS, GRID_PLOTS, save=False)
+    print(f"distill grid α={alpha:g} τ={tau:g}: val accuracy {m['val_accuracy']:.4f} after {cfg.grid.epochs} epochs")
+
+
+def best_pair(cfg, folder: Path = GRID_METRICS) -> tuple[float, float, list[dict]]:
+    """The grid's best (α, τ) by validation accuracy (the first of equals, in params order) and
+    every pair's row, read from the grid runs' metrics (files of pairs no longer in the grid are
+    ignored)."""
+    import json
+
+    from pipeline.errors import DataError
+
+    found = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        row = json.loads(path.read_text())
+        found[(float(row["alpha"]), float(row["tau"]))] = row
+    rows = []
+    for a in cfg.grid.alpha:
+        for t in cfg.grid.tau:
+            if (a, t) not in found:
+                raise DataError(f"{folder}: no grid run for α={a:g} τ={t:g}; run `dvc repro distill_grid` first "
+                                "(the grid picks α and τ)")
+            rows.append(found[(a, t)])
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    return best["alpha"], best["tau"], rows
+
+
+def _distill_student(settings, cfg, device, argv) -> None:
+    """(b) The full-length distilled student with the grid's best α and τ."""
+    alpha, tau, rows = best_pair(cfg)
+    data = _student_data(settings, cfg, device, with_teacher=True)
+    m = _student_run("student", "distill_student", settings, cfg, device, data, alpha, tau, None,
+                     {"title": f"student (b), distilled, α={alpha:g} τ={tau:g}", "grid_runs": len(rows)})
+    print(f"distill_student: α={alpha:g} τ={tau:g} (best of {len(rows)} grid runs), test accuracy "
+          f"{m['test_accuracy']:.4f}, best epoch {m['best_epoch']}")
+
+
+def _distill_scratch(settings, cfg, device, argv) -> None:
+    """(c) The same student and schedule, no teacher: plain cross-entropy (α = 1)."""
+    data = _student_data(settings, cfg, device, with_teacher=False)
+    m = _student_run("scratch", "distill_scratch", settings, cfg, device, data, 1.0, 1.0, None,
+                     {"title": "student (c), no teacher"})
+    print(f"distill_scratch: test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}")
+
+
+def _distill_finetune(settings, cfg, device, argv) -> None:
+    """(d) The whole ResNet-50 fine-tuned, its backbone at a lower learning rate."""
+    from pipeline.distill_models import throughput, train_finetune
+    from pipeline.engine import Split
+    from stages.features import distill_images, distill_teacher_net
+
+    amp = autocast_dtype(device, settings.precision)
+    images = distill_images(cfg, settings.seed, device)
+    data = {k: Split(*v) for k, v in images["splits"].items()}
+    teacher = distill_teacher_net(cfg, device)
+    teacher.frozen = False
+    teacher.backbone.requires_grad_(True)
+    torch.manual_seed(settings.seed)
+    teacher.head.reset_parameters()
+    stage = "distill_finetune"
+    params = _distill_params(settings, device, finetune=cfg.finetune, teacher=cfg.teacher, views=cfg.views,
+                             **{f"{k}_samples": len(v) for k, v in data.items()})
+    resume = resume_dir(stage, (settings, cfg.finetune, cfg.teacher, cfg.views, cfg.data))
+    with stage_run("distill", stage, params) as tracker:
+        out = train_finetune(teacher, data, cfg.finetune.train, cfg.finetune.backbone_lr, cfg.views,
+                             seed=settings.seed, amp_dtype=amp, on_epoch=tracker.log_epoch, resume_dir=resume)
+        teacher.eval()
+        test = data["test"]
+        metrics = {**_distill_scores("finetune", teacher, test.inputs, test.targets, images["classes"],
+                                     cfg.teacher.batch, amp, tracker, "ResNet-50 fine-tuned (d)"),
+                   **_fit_summary(out), "parameters": parameter_count(teacher), "resize": cfg.teacher.resize,
+                   "pretrained": cfg.teacher.pretrained, "backbone_lr": cfg.finetune.train.lr * cfg.finetune.backbone_lr,
+                   "inference_samples_per_second": round(throughput(teacher, test.inputs[:cfg.teacher.batch * 4],
+                                                                    cfg.teacher.batch, amp))}
+        atomic_torch_save({"state_dict": out.best_state, "resize": cfg.teacher.resize, "classes": images["classes"]},
+                          DISTILL_MODELS / "finetune.pt")
+        _distill_write("finetune", metrics, out, tracker)
+    print(f"distill_finetune: test accuracy {metrics['test_accuracy']:.4f}, best epoch {out.best_epoch}")
+
+
 def main(argv: list[str]) -> None:
     choose({"superres": superres, "separable": separable, "batch_size": batch_size, "autoencoder": autoencoder,
-            "autoencoder_classifier": autoencoder_classifier, "emnist": emnist_model, "fer": fer_model},
+            "autoencoder_classifier": autoencoder_classifier, "emnist": emnist_model, "fer": fer_model,
+            "distill": distill},
            argv[0], "experiment")(argv[1:])
 
 

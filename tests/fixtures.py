@@ -102,3 +102,55 @@ def write_fer_folders(root: Path, splits: dict[str, tuple[np.ndarray, np.ndarray
             folder = root / split / FER_CLASS_FOLDERS[int(y)]
             folder.mkdir(parents=True, exist_ok=True)
             skio.imsave(folder / f"{split}_{n:05d}{suffix}", img, check_contrast=False)
+
+
+CIFAR_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel",
+                "hubble_deep_field", "retina", "logo", "stereo_motorcycle")
+
+
+def cifar_images(per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (10·per_class, 3, 32, 32) images and labels: class c is random crops (a quarter to a
+    half of the side, resized) of scikit-image's colour photograph CIFAR_PHOTOS[c] — real
+    photographs' statistics, and a task a network can learn."""
+    from skimage import data as skdata
+    from skimage.transform import resize
+
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for c, name in enumerate(CIFAR_PHOTOS):
+        photo = getattr(skdata, name)()
+        photo = (photo[0] if isinstance(photo, tuple) else photo)[..., :3]     # the motorcycle: its left view
+        h, w = photo.shape[:2]
+        h, w = round(192 * h / min(h, w)), round(192 * w / min(h, w))         # shrink once: quick crops
+        photo = resize(photo, (h, w), anti_aliasing=True, preserve_range=True)
+        for _ in range(per_class):
+            side = int(rng.integers(min(h, w) // 4, min(h, w) // 2))
+            y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
+            crop = resize(photo[y:y + side, x:x + side], (32, 32), anti_aliasing=True, preserve_range=True)
+            images.append(crop.round().clip(0, 255).astype(np.uint8).transpose(2, 0, 1))
+            labels.append(c)
+    order = rng.permutation(len(labels))
+    return np.stack(images)[order], np.array(labels, dtype=np.int64)[order]
+
+
+def write_cifar_archive(path: Path, images: np.ndarray, labels: np.ndarray, n_test: int) -> None:
+    """cifar-10-python.tar.gz in the true layout: five training batches and test_batch, pickled
+    dicts with bytes keys, 3072 uint8 per row (channel-major), plus batches.meta."""
+    import io
+    import pickle
+    import tarfile
+
+    rows = images.reshape(len(images), -1)
+    train_rows, train_labels = rows[n_test:], labels[n_test:]
+    parts = [(f"data_batch_{i + 1}", r, lab) for i, (r, lab) in
+             enumerate(zip(np.array_split(train_rows, 5), np.array_split(train_labels, 5)))]
+    parts.append(("test_batch", rows[:n_test], labels[:n_test]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, r, lab in parts + [("batches.meta", None, None)]:
+            entry = ({b"label_names": [c.encode() for c in CIFAR_PHOTOS]} if r is None else
+                     {b"data": r, b"labels": [int(v) for v in lab], b"batch_label": name.encode()})
+            blob = pickle.dumps(entry)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
