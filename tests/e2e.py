@@ -1,11 +1,12 @@
 """Helpers of the end-to-end modules (test_e2e_*.py): a copy of this repository at smoke scale,
 the real `dvc` and `git` run in it, and its SQLite MLflow store read back.
 
-The end-to-end suite is split in two modules, each with its own repository copy, so that
+The end-to-end suite is split in three modules, each with its own repository copy, so that
 pytest-xdist runs them side by side (see pyproject.toml): `test_e2e_core.py` (superres,
-separable, theory, experiments and the queue) and `test_e2e_data.py` (the downloaded datasets:
-MNIST family, EMNIST and FER-2013, served from loopback). `test_every_stage_is_covered` in the core module
-checks that together they run every stage of dvc.yaml.
+separable, theory, experiments and the queue), `test_e2e_data.py` (the downloaded datasets:
+MNIST family, EMNIST and FER-2013, served from loopback) and `test_e2e_vision.py` (CIFAR-10 from
+loopback: distill). `test_every_stage_is_covered` in the core module checks that together they
+run every stage of dvc.yaml.
 """
 from __future__ import annotations
 
@@ -29,8 +30,17 @@ EMNIST = ("emnist_download", "emnist_prepare", "emnist_train@mlp", "emnist_train
           "emnist_report")
 FER = ("fer_download", "fer_prepare", "fer_train", "fer_inspect", "fer_report")
 DATA = MNIST + EMNIST + FER
+DISTILL = ("cifar10_download", "cifar10_prepare", "resnet50_weights", "distill_features", "distill_teacher",
+           "distill_logits", "distill_student", "distill_scratch", "distill_finetune", "distill_report")
 REPORTS = {"core": ("superres_report", "separable_report", "theory_report"),
-           "data": ("batch_size_report", "autoencoder_report", "emnist_report", "fer_report")}
+           "data": ("batch_size_report", "autoencoder_report", "emnist_report", "fer_report"),
+           "vision": ("distill_report",)}
+
+
+def grid_stages(params: dict) -> tuple[str, ...]:
+    """The distill_grid matrix's stage names for params' α and τ lists, as dvc names them."""
+    grid = params["distill"]["grid"]
+    return tuple(f"distill_grid@{a}-{t}" for a in grid["alpha"] for t in grid["tau"])
 
 
 def env(extra: dict[str, str] | None = None) -> dict:
