@@ -18,11 +18,13 @@ test: env
 
 env: $(VENV)/.installed
 
-# The environment is rebuilt whenever the lockfile changes.
+# The environment is rebuilt whenever the lockfile changes. Its modules are compiled to bytecode
+# once here: every stage is a new Python process, and where PYTHONDONTWRITEBYTECODE is set none
+# would be cached otherwise (importing torch, pandas and mlflow from source costs ~15 s a process).
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	touch $@
 
 # Re-resolve the pinned versions from pyproject.toml (needs the network).

@@ -148,8 +148,47 @@ def distill_logits(argv: list[str]) -> None:
           f"{100 * agree:.2f} % of the training images -> {DISTILL_LOGITS}")
 
 
+COLOURIZE_HORSES = Path("data/features/colourize/horses.pt")
+COLOURIZE_FIGURES = Path("figures/colourize")
+
+
+def colourize(argv: list[str]) -> None:
+    """CIFAR-10's horses (train: 5,000 training images; val: the 1,000 test ones), the palette
+    k-means finds on the training horses' pixels, and every pixel's nearest palette colour."""
+    import torch
+
+    from pipeline import cifar10
+    from pipeline import colourize as col
+    from pipeline.colourize_figures import palette_figure
+    from pipeline.device import pick_device
+    from stages.common import load_tensors, publish_figures
+
+    settings, cfg = load_section("colourize", col.ColourizeConfig)
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    data = load_tensors(cifar10.PREPARED)
+    out = {}
+    for name, split, limit in (("train", "train", cfg.train_limit), ("val", "test", cfg.val_limit)):
+        x = data[f"{split}_x"][data[f"{split}_y"] == col.HORSE][:limit]
+        if len(x) == 0:
+            from pipeline.errors import DataError
+            raise DataError(f"{cifar10.PREPARED}: no horses (class {col.HORSE}) in the {split} split")
+        out[f"{name}_x"] = x
+    palette = col.build_palette(out["train_x"].to(device), cfg.palette, settings.seed)
+    for name in ("train", "val"):
+        out[f"{name}_y"] = col.nearest_colour(out[f"{name}_x"].to(device), palette).cpu()
+    out["palette"] = palette.cpu()
+    publish_figures(None, {"palette.png": palette_figure(out["palette"], out["train_y"])}, COLOURIZE_FIGURES / "data")
+    atomic_torch_save(out, COLOURIZE_HORSES)
+    share = torch.bincount(out["train_y"].flatten().long(), minlength=len(palette)).float()
+    print(f"colourize: {len(out['train_x']):,} training and {len(out['val_x']):,} validation horses, "
+          f"{len(palette)} colours (the commonest covers {100 * float(share.max() / share.sum()):.1f} % of the "
+          f"training pixels) -> {COLOURIZE_HORSES}")
+
+
 def main(argv: list[str]) -> None:
-    choose({"superres": superres, "autoencoder": autoencoder, "distill": distill, "distill_logits": distill_logits},
+    choose({"superres": superres, "autoencoder": autoencoder, "distill": distill, "distill_logits": distill_logits,
+            "colourize": colourize},
            argv[0], "experiment")(argv[1:])
 
 

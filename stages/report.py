@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline.errors import ParamError
 from pipeline.batchsize import BatchSizeConfig
+from pipeline.colourize import ColourizeConfig
 from pipeline.distill import DistillConfig
 from pipeline.emnist import EmnistConfig
 from pipeline.mnist import MnistConfig
@@ -17,7 +18,8 @@ from pipeline.settings import settings_from
 from stages.common import run
 
 REPORTS = Path("reports")
-EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder", "emnist", "fer", "distill")
+EXPERIMENTS = ("superres", "separable", "theory", "batch_size", "autoencoder", "emnist", "fer", "distill",
+               "colourize")
 MNIST_FAMILY = ("batch_size", "autoencoder")     # their reports also name the dataset they ran on
 
 
@@ -40,6 +42,10 @@ def main(argv: list[str]) -> None:
         cfg = parse(DistillConfig, params.get("distill", {}), key="distill")
         values.update(alpha=list(cfg.grid.alpha), tau=list(cfg.grid.tau))
         preface = distill_preface()
+    if name == "colourize":      # the sweeps and runs as configured (not stale files of earlier ones)
+        cfg = parse(ColourizeConfig, params.get("colourize", {}), key="colourize").at_scale(settings.scale)
+        values.update(sweep_cnn=to_dict(cfg.sweep_cnn), sweep_unet=to_dict(cfg.sweep_unet),
+                      runs={m: to_dict(cfg.run(m)) for m in ("cnn", "unet", "residual")})
     render(REPORTS / f"{name}.py", REPORTS / f"{name}.ipynb", REPORTS / f"{name}.html", values, cwd=Path.cwd(),
            preface=preface)
     print(f"report {name}: {REPORTS / f'{name}.html'}")

@@ -503,6 +503,7 @@ def _student_data(settings, cfg, device, with_teacher: bool) -> dict:
 def _student_run(name: str, stage: str, settings, cfg, device, data, alpha: float, tau: float,
                  epochs: int | None, extra: dict, metrics_dir: Path = DISTILL_METRICS,
                  plots_dir: Path = DISTILL_PLOTS, save: bool = True) -> dict:
+    from pipeline import cifar10
     from pipeline.distill_models import throughput, train_student
     from stages.features import DISTILL_LOGITS
 
@@ -512,7 +513,7 @@ def _student_run(name: str, stage: str, settings, cfg, device, data, alpha: floa
                              epochs=epochs or sched.epochs, teacher=data["logits"] is not None,
                              **{f"{k}_samples": len(data[k]) for k in ("train", "val", "test")})
     resume = resume_dir(stage, (settings, cfg.student, cfg.views, cfg.data, alpha, tau, epochs),
-                        (DISTILL_LOGITS,) if data["logits"] is not None else ())
+                        (cifar10.PREPARED, DISTILL_LOGITS) if data["logits"] is not None else (cifar10.PREPARED,))
     with stage_run("distill", stage, params) as tracker:
         model, out = train_student(data, data["views"], data["logits"], alpha, tau, sched, width=cfg.student.width,
                                    dropout=cfg.student.dropout, seed=settings.seed, epochs=epochs, amp_dtype=amp,
@@ -598,6 +599,7 @@ def _distill_scratch(settings, cfg, device, argv) -> None:
 
 def _distill_finetune(settings, cfg, device, argv) -> None:
     """(d) The whole ResNet-50 fine-tuned, its backbone at a lower learning rate."""
+    from pipeline import cifar10
     from pipeline.distill_models import throughput, train_finetune
     from pipeline.engine import Split
     from stages.features import distill_images, distill_teacher_net
@@ -613,7 +615,7 @@ def _distill_finetune(settings, cfg, device, argv) -> None:
     stage = "distill_finetune"
     params = _distill_params(settings, device, finetune=cfg.finetune, teacher=cfg.teacher, views=cfg.views,
                              **{f"{k}_samples": len(v) for k, v in data.items()})
-    resume = resume_dir(stage, (settings, cfg.finetune, cfg.teacher, cfg.views, cfg.data))
+    resume = resume_dir(stage, (settings, cfg.finetune, cfg.teacher, cfg.views, cfg.data), (cifar10.PREPARED,))
     with stage_run("distill", stage, params) as tracker:
         out = train_finetune(teacher, data, cfg.finetune.train, cfg.finetune.backbone_lr, cfg.views,
                              seed=settings.seed, amp_dtype=amp, on_epoch=tracker.log_epoch, resume_dir=resume)
@@ -631,10 +633,97 @@ def _distill_finetune(settings, cfg, device, argv) -> None:
     print(f"distill_finetune: test accuracy {metrics['test_accuracy']:.4f}, best epoch {out.best_epoch}")
 
 
+COLOURIZE_MODELS, COLOURIZE_METRICS = Path("models/colourize"), Path("metrics/colourize")
+COLOURIZE_PLOTS, SWEEP_METRICS = Path("plots/colourize"), Path("metrics/colourize/sweeps")
+SWEEP_KEYS = ("filters", "lr", "kernel")
+
+
+def colourize(argv: list[str]) -> None:
+    """`colourize <cnn|unet|residual>`: a headline run; `colourize sweep <cnn|unet> <filters|lr|kernel>
+    <value>`: one point of a sweep (every other setting the model's headline run's)."""
+    from pipeline import colourize as col
+
+    settings, cfg = load_section("colourize", col.ColourizeConfig)
+    if len(argv) == 1 and argv[0] in col.MODELS:
+        model, run, label = argv[0], cfg.run(argv[0]), argv[0]
+    elif len(argv) == 4 and argv[0] == "sweep" and argv[1] in ("cnn", "unet") and argv[2] in SWEEP_KEYS:
+        model, key, text = argv[1], argv[2], argv[3]
+        sweep = getattr(cfg, f"sweep_{model}")
+        try:
+            value = float(text) if key == "lr" else int(text)
+        except ValueError:
+            raise ParamError(f"colourize sweep {model} {key}: {text!r} is not a number") from None
+        if value not in getattr(sweep, key):
+            raise ParamError(f"colourize sweep {model} {key} {text}: not in colourize.sweep_{model}.{key} "
+                             f"{list(getattr(sweep, key))}")
+        run, label = dataclasses.replace(cfg.run(model), **{key: value}), f"{model}_{key}_{text}"
+    else:
+        raise ParamError("usage: python -m stages.train colourize <cnn|unet|residual> | "
+                         "colourize sweep <cnn|unet> <filters|lr|kernel> <value>")
+    _colourize_run(settings, cfg, model, run, label, sweep=argv[0] == "sweep", argv=argv)
+
+
+def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool, argv: list[str]) -> None:
+    from pipeline import colourize as col
+    from pipeline.colourize_figures import colourised
+    from pipeline.engine import Split, fit
+    from pipeline.errors import TrainingDiverged
+    from stages.features import COLOURIZE_FIGURES, COLOURIZE_HORSES
+
+    seed_everything(settings.seed)
+    device = pick_device(settings.device)
+    amp = autocast_dtype(device, settings.precision)
+    data = load_tensors(COLOURIZE_HORSES)
+    train = Split(data["train_x"].to(device), data["train_y"].to(device))
+    val = Split(data["val_x"].to(device), data["val_y"].to(device))
+    palette = data["palette"]
+    stage = "colourize_sweep_" + "_".join(argv[1:3]) + f"@{argv[3]}" if sweep else f"colourize_train@{model_name}"
+    params = flatten({"model": model_name, **to_dict(run), "seed": settings.seed, "scale": settings.scale,
+                      "device": str(device), "train_samples": len(train), "val_samples": len(val),
+                      "colours": len(palette)})
+    metrics_path = (SWEEP_METRICS if sweep else COLOURIZE_METRICS) / f"{label}.json"
+    plot_path = (COLOURIZE_PLOTS / "sweeps" if sweep else COLOURIZE_PLOTS) / f"{label}.csv"
+    with stage_run("colourize", stage, params) as tracker:
+        torch.manual_seed(settings.seed)
+        model = col.build(model_name, run, len(palette)).to(device)
+        base = {"model": model_name, "sweep": argv[2] if sweep else None, "filters": run.filters, "kernel": run.kernel, "lr": run.lr, "epochs": run.epochs,
+                "parameters": parameter_count(model)}
+        try:
+            out = fit(model, train, val, col.pixel_loss, run.train_config(), seed=settings.seed,
+                      metrics=col.pixel_accuracy, amp_dtype=amp, on_epoch=tracker.log_epoch,
+                      resume_dir=None if sweep else resume_dir(stage, (settings, run), (COLOURIZE_HORSES,)))
+        except TrainingDiverged as exc:
+            if not sweep:
+                raise
+            write_json({**base, "diverged": True, "val_accuracy": None, "val_loss": None, "reason": str(exc)},
+                       metrics_path)
+            print(f"{stage}: diverged ({exc}); recorded as such")
+            return
+        last = out.history[-1]
+        metrics = {**base, "diverged": False, "val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
+                   "train_accuracy": last["train_accuracy"], "train_loss": last["train_loss"],
+                   "best_val_accuracy": max(r["val_accuracy"] for r in out.history),
+                   "train_seconds": round(last["elapsed_seconds"], 3)}
+        write_json(metrics, metrics_path)
+        write_csv(pd.DataFrame(out.history), plot_path)
+        tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        if not sweep:
+            model.load_state_dict(out.best_state)
+            atomic_torch_save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run),
+                               "palette": palette}, COLOURIZE_MODELS / f"{model_name}.pt")
+            shown = val.inputs[:cfg.show]
+            publish_figures(tracker, {f"{model_name}.png": colourised({
+                "grey": col.grey(shown), model_name: col.colourise(model, shown, palette),
+                "palette truth": col.colourise_target(val.targets[:cfg.show], palette), "photo": shown})},
+                COLOURIZE_FIGURES)
+    print(f"{stage}: validation pixel accuracy {metrics['val_accuracy']:.4f} after {run.epochs} epochs, "
+          f"{metrics['parameters']:,} parameters, {metrics['train_seconds']:.0f} s on {device}")
+
+
 def main(argv: list[str]) -> None:
     choose({"superres": superres, "separable": separable, "batch_size": batch_size, "autoencoder": autoencoder,
             "autoencoder_classifier": autoencoder_classifier, "emnist": emnist_model, "fer": fer_model,
-            "distill": distill},
+            "distill": distill, "colourize": colourize},
            argv[0], "experiment")(argv[1:])
 
 

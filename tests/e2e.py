@@ -5,7 +5,7 @@ The end-to-end suite is split in three modules, each with its own repository cop
 pytest-xdist runs them side by side (see pyproject.toml): `test_e2e_core.py` (superres,
 separable, theory, experiments and the queue), `test_e2e_data.py` (the downloaded datasets:
 MNIST family, EMNIST and FER-2013, served from loopback) and `test_e2e_vision.py` (CIFAR-10 from
-loopback: distill). `test_every_stage_is_covered` in the core module checks that together they
+loopback: distill and colourize). `test_every_stage_is_covered` in the core module checks that together they
 run every stage of dvc.yaml.
 """
 from __future__ import annotations
@@ -32,15 +32,26 @@ FER = ("fer_download", "fer_prepare", "fer_train", "fer_inspect", "fer_report")
 DATA = MNIST + EMNIST + FER
 DISTILL = ("cifar10_download", "cifar10_prepare", "resnet50_weights", "distill_features", "distill_teacher",
            "distill_logits", "distill_student", "distill_scratch", "distill_finetune", "distill_report")
+COLOURIZE = ("colourize_palette", "colourize_train@cnn", "colourize_train@unet", "colourize_train@residual",
+             "colourize_report")
 REPORTS = {"core": ("superres_report", "separable_report", "theory_report"),
            "data": ("batch_size_report", "autoencoder_report", "emnist_report", "fer_report"),
-           "vision": ("distill_report",)}
+           "vision": ("distill_report", "colourize_report")}
 
 
 def grid_stages(params: dict) -> tuple[str, ...]:
     """The distill_grid matrix's stage names for params' α and τ lists, as dvc names them."""
     grid = params["distill"]["grid"]
     return tuple(f"distill_grid@{a}-{t}" for a in grid["alpha"] for t in grid["tau"])
+
+
+def sweep_stages(params: dict) -> tuple[str, ...]:
+    """The colourize sweeps' stage names (dvc.yaml foreach) for params' value lists."""
+    def name(v) -> str:
+        return repr(v) if isinstance(v, float) else str(v)     # as dvc writes them: 1e-05, 10.0
+    col = params["colourize"]
+    return tuple(f"colourize_sweep_{m}_{k}@{name(v)}" for m in ("cnn", "unet") for k in ("filters", "lr", "kernel")
+                 for v in col[f"sweep_{m}"][k])
 
 
 def env(extra: dict[str, str] | None = None) -> dict:

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.e2e import CORE, DATA, DISTILL, REPORTS, SUPERRES, copy_repo, dvc, grid_stages, mlflow_runs, ran, sh
+from tests.e2e import (COLOURIZE, CORE, DATA, DISTILL, REPORTS, SUPERRES, copy_repo, dvc, grid_stages, mlflow_runs,
+                       ran, sh, sweep_stages)
 
 TARGETS = REPORTS["core"]
 
@@ -30,8 +31,8 @@ def first_repro(repo):
 
 def test_every_stage_is_covered_by_the_end_to_end_repos():
     listed = dvc(ROOT, "stage", "list", "--name-only").split()
-    grid = grid_stages(yaml.safe_load((ROOT / "params.yaml").read_text()))    # the vision repo runs a smaller grid
-    assert sorted(listed) == sorted(CORE + DATA + DISTILL + grid)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())     # the vision repo runs smaller grids
+    assert sorted(listed) == sorted(CORE + DATA + DISTILL + grid_stages(params) + COLOURIZE + sweep_stages(params))
 
 
 def test_repro_runs_every_stage_and_writes_metrics(repo, first_repro):

@@ -3,7 +3,8 @@ of scikit-image's colour photographs, one photograph per class) is served from a
 server at the official URL's path (`cifar10.source`), its checksum given through
 DLREPRO_CHECKSUMS. The real `dvc repro` runs distill at `scale: smoke` with
 `distill.teacher.pretrained: false` (no ImageNet weights here; their download is tested in
-test_distill.py) and a 2 × 1 α/τ grid.
+test_distill.py) and a 2 × 1 α/τ grid, and colourize (class 7, the "horses", are crops of the
+retina photograph) with one value per sweep.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 
 from pipeline.download import CHECKSUMS_ENV
 from tests.conftest import LoopbackServer
-from tests.e2e import DISTILL, REPORTS, copy_repo, grid_stages, mlflow_runs, ran
+from tests.e2e import COLOURIZE, DISTILL, REPORTS, copy_repo, grid_stages, mlflow_runs, ran, sweep_stages
 from tests.e2e import dvc as _dvc
 from tests.fixtures import cifar_images, write_cifar_archive
 
@@ -50,6 +51,9 @@ def _smoke_vision(url: str):
         d["teacher"].update(pretrained=False, resize=40)        # resized 32 -> 40: the path runs, cheaply
         d["student"]["width"] = 0.25
         d["grid"].update(alpha=[0.5, 1.0], tau=[4])
+        c = params["colourize"]
+        c["sweep_cnn"].update(filters=[16], lr=[0.01], kernel=[5])
+        c["sweep_unet"].update(filters=[8], lr=[10.0], kernel=[5])
     return edit
 
 
@@ -63,16 +67,17 @@ def first_repro(repo):
     return dvc(repo, "repro", *REPORTS["vision"])
 
 
-def test_repro_runs_every_distill_stage(repo, first_repro):
+def test_repro_runs_every_distill_and_colourize_stage(repo, first_repro):
     import yaml
 
-    grid = grid_stages(yaml.safe_load((repo / "params.yaml").read_text()))
-    assert grid == ("distill_grid@0.5-4", "distill_grid@1.0-4")
-    assert ran(first_repro) == set(DISTILL + grid)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    grid, sweeps = grid_stages(params), sweep_stages(params)
+    assert grid == ("distill_grid@0.5-4", "distill_grid@1.0-4") and len(sweeps) == 6
+    assert ran(first_repro) == set(DISTILL + grid + COLOURIZE + sweeps)
     assert "up to date" in dvc(repo, "status", *REPORTS["vision"])
 
 
-def test_cifar10_comes_through_the_download_layer_and_is_prepared_once(repo, first_repro, cifar_server):
+def test_cifar10_comes_through_the_download_layer_and_is_prepared_once_for_both(repo, first_repro, cifar_server):
     assert [p for p, _ in cifar_server.requests] == ["/~kriz/cifar-10-python.tar.gz"]
     data = torch.load(repo / "data/prepared/cifar10.pt")
     assert data["train_x"].shape == (240, 3, 32, 32) and data["train_x"].dtype == torch.uint8
@@ -139,3 +144,43 @@ def test_a_change_reaches_the_stages_that_read_it(repo, first_repro):
     assert changed("teacher", "resize", 48) == {"distill_features", "distill_logits", "distill_finetune"}
     assert changed("views", "count", 3) == {"distill_logits", "distill_grid@0.5-4", "distill_grid@1.0-4",
                                             "distill_student", "distill_scratch", "distill_finetune"}
+
+
+def test_colourize_palette_targets_headline_runs_and_sweeps(repo, first_repro, cifar_server):
+    from pipeline import colourize as col
+
+    horses = torch.load(repo / "data/features/colourize/horses.pt")
+    labels = torch.from_numpy(cifar_server.labels)
+    assert len(horses["train_x"]) == int((labels[N_TEST:] == col.HORSE).sum())
+    assert len(horses["val_x"]) == int((labels[:N_TEST] == col.HORSE).sum())        # CIFAR-10's test horses
+    assert horses["palette"].shape == (24, 3) and horses["train_y"].dtype == torch.uint8
+    assert torch.equal(horses["val_y"], col.nearest_colour(horses["val_x"], horses["palette"]))
+    for model in col.MODELS:
+        m = json.loads((repo / f"metrics/colourize/{model}.json").read_text())
+        assert m["parameters"] == sum(p.numel() for p in col.build(model, col.Run()).parameters())
+        assert 0 <= m["val_accuracy"] <= 1 and m["train_seconds"] > 0 and m["epochs"] == 2
+        assert (repo / f"figures/colourize/{model}.png").stat().st_size > 5_000
+    swept = {p.stem: json.loads(p.read_text()) for p in (repo / "metrics/colourize/sweeps").glob("*.json")}
+    assert set(swept) == {"cnn_filters_16", "cnn_lr_0.01", "cnn_kernel_5", "unet_filters_8", "unet_lr_10.0",
+                          "unet_kernel_5"}
+    assert swept["cnn_filters_16"]["parameters"] == sum(
+        p.numel() for p in col.build("cnn", col.Run(filters=16)).parameters())
+    assert swept["cnn_kernel_5"]["kernel"] == 5 and swept["unet_lr_10.0"]["lr"] == 10.0
+    html = (repo / "reports/colourize.html").read_text()
+    assert "Traceback" not in html and "Why skip and residual connections help" in html and "Scale: smoke" in html
+    _, runs = mlflow_runs(repo, "colourize")
+    assert len(runs) == 3 + 6
+
+
+def test_a_new_sweep_value_adds_one_stage_and_reruns_no_other_training(repo, first_repro):
+    import yaml
+
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["colourize"]["sweep_cnn"]["filters"] = [16, 24]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        assert ran(dvc(repo, "repro", "--dry", *REPORTS["vision"])) == {"colourize_sweep_cnn_filters@24",
+                                                                        "colourize_report"}
+    finally:
+        (repo / "params.yaml").write_text(original)

@@ -1,0 +1,159 @@
+# %% [markdown]
+# # `colourize` — colourising CIFAR-10 horses by per-pixel classification
+#
+# Seed 004 (CNN homework 2), the classic *Colourization of CIFAR-10 Horses via classification*:
+# the network sees a grey horse (the mean of R, G and B) and names, for every pixel, one of 24
+# colours that k-means found on the training horses' pixels; the loss is cross-entropy per pixel
+# and the score the share of validation pixels given their right colour. Three networks — the
+# assignment's base CNN, its U-Net, and a residual net of our own — and the seed's sweeps over
+# filter counts, learning rates and kernel sizes.
+
+# %% tags=["parameters"]
+scale = "full"
+root = "."
+sweep_cnn = {"filters": [16, 32, 48, 64, 80, 96, 128], "lr": [1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001],
+             "kernel": [3, 5, 7]}
+sweep_unet = {"filters": [16, 32, 48, 64, 80, 96, 128], "lr": [10.0, 1.0, 0.1, 0.01, 0.001, 0.0001],
+              "kernel": [3, 5, 7]}
+runs = {}
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Image, Markdown, display
+
+from pipeline import colourize as col
+from pipeline.params import parse
+from pipeline.report import show
+
+root = Path(root)
+MODELS = {"cnn": "base CNN", "unet": "U-Net", "residual": "residual"}
+SEED = {   # what the seed report printed (validation accuracy %, and its headline runs)
+    ("cnn", "filters"): dict(zip([16, 32, 48, 64, 80, 96, 128], [43.2, 45.4, 44.2, 45.8, 46.0, 46.7, 46.7])),
+    ("cnn", "lr"): dict(zip([1, 0.1, 0.01, 0.001, 1e-4, 1e-5], [7.4, 41.5, 46.7, 45.5, 41.5, 27.3])),
+    ("unet", "filters"): dict(zip([16, 32, 48, 64, 80, 96, 128], [55, 56.4, 56.4, 57.4, 56.1, 56.8, 56.5])),
+    ("unet", "lr"): dict(zip([10, 1, 0.1, 0.01, 0.001, 1e-4], [39.8, 61.2, 54, 57.6, 56.4, 45.7])),
+}
+SEED_HEADLINE = {"cnn": (44.7, 1.4972, 633), "unet": (56.4, 1.2096, 692), "residual": (70.5, 0.9064, 4349)}
+metrics = {m: json.loads((root / f"metrics/colourize/{m}.json").read_text()) for m in MODELS}
+history = {m: pd.read_csv(root / f"plots/colourize/{m}.csv") for m in MODELS}
+sweeps = [json.loads(p.read_text()) for p in sorted((root / "metrics/colourize/sweeps").glob("*.json"))]
+if scale != "full":
+    display(Markdown(f"> **Scale: {scale}.** A few hundred horses and at most two epochs: the numbers show the "
+                     "pipeline works, not what the networks reach."))
+
+# %% [markdown]
+# ## The palette
+#
+# k-means (k-means++ seeding, seeded) on a sample of the training horses' pixels; every pixel's
+# target is its nearest palette colour. Bars: each colour's share of the training pixels —
+# browns, greys and greens dominate, so a network that paints everything brown already gets a
+# fair share of pixels right.
+
+# %%
+display(Image(filename=str(root / "figures/colourize/data/palette.png")))
+
+# %% [markdown]
+# ## The three headline runs
+#
+# Defaults from the seed: kernel 3, NF 32, Adam at 10⁻³, batch 100, 30 epochs (25 for the residual
+# net); the last epoch's validation accuracy, as the assignment reported it. Training time is
+# this run's, on the machine that ran it (the seed's: 633 s, 692 s and 4,349 s).
+
+# %%
+table = pd.DataFrame([{
+    "model": MODELS[m], "parameters": f"{r['parameters']:,}", "epochs": r["epochs"],
+    "val accuracy %": round(100 * r["val_accuracy"], 2), "seed's %": SEED_HEADLINE[m][0],
+    "val loss": round(r["val_loss"], 4), "seed's loss": SEED_HEADLINE[m][1],
+    "train s": r["train_seconds"], "seed's s": SEED_HEADLINE[m][2]} for m, r in metrics.items()]).set_index("model")
+display(table)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for m, h in history.items():
+    axes[0].plot(h["epoch"], h["val_loss"], label=MODELS[m])
+    axes[0].plot(h["epoch"], h["train_loss"], ls=":", color=axes[0].lines[-1].get_color())
+    axes[1].plot(h["epoch"], 100 * h["val_accuracy"], label=MODELS[m])
+axes[0].set(xlabel="epoch", ylabel="cross-entropy (dotted: training)")
+axes[1].set(xlabel="epoch", ylabel="validation pixel accuracy %")
+axes[1].legend()
+fig.tight_layout()
+show(fig)
+
+# %% [markdown]
+# Validation horses: the grey input, each network's colours, the palette's version of the truth
+# (what a perfect network would paint) and the photograph.
+
+# %%
+for m in MODELS:
+    display(Image(filename=str(root / f"figures/colourize/{m}.png")))
+
+# %% [markdown]
+# ## Feature-map sizes, read from the modules
+#
+# The seed computed these by hand; here forward hooks record each block's output on one 32×32 image.
+
+# %%
+for m in MODELS:
+    run = parse(col.Run, runs[m], key=m) if m in runs else col.Run()
+    rows = col.feature_map_sizes(col.build(m, run))
+    display(Markdown(f"**{MODELS[m]}** (NF {run.filters}, kernel {run.kernel})"))
+    display(pd.DataFrame([{"block": r["layer"], "output (C, H, W)": str(r["output"]), "parameters": r["parameters"]}
+                          for r in rows]).set_index("block"))
+
+# %% [markdown]
+# ## The sweeps, beside the seed's tables
+#
+# One stage per value (`colourize_sweep_<model>_<key>@<value>`); every other setting is the model's
+# headline run's. A run whose loss became infinite is marked *diverged*.
+
+# %%
+def sweep_table(model: str, key: str, values: list) -> pd.DataFrame:
+    found = {float(r[key]): r for r in sweeps if r["model"] == model and r.get("sweep") == key}
+    rows = []
+    for v in values:
+        r = found.get(float(v))
+        ours = None if r is None or r["diverged"] else round(100 * r["val_accuracy"], 2)
+        seed = SEED.get((model, key), {}).get(v)
+        rows.append({key: v, "ours %": "diverged" if r is not None and r["diverged"] else ours,
+                     "seed's %": seed if seed is not None else "—",
+                     "train s": r["train_seconds"] if r is not None and not r["diverged"] else None})
+    return pd.DataFrame(rows).set_index(key)
+
+
+for model, sweep in (("cnn", sweep_cnn), ("unet", sweep_unet)):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    for ax, key in zip(axes, ("filters", "lr", "kernel")):
+        t = sweep_table(model, key, sweep[key])
+        display(Markdown(f"**{MODELS[model]} — {key}**"))
+        display(t)
+        ours = pd.to_numeric(t["ours %"], errors="coerce")
+        seed = pd.to_numeric(t["seed's %"], errors="coerce")
+        x = [float(v) for v in t.index]
+        ax.plot(x, ours, "o-", label="ours")
+        if seed.notna().any():
+            ax.plot(x, seed, "s--", label="seed")
+        ax.set(xlabel=key, ylabel="validation accuracy %", title=f"{MODELS[model]}: {key}",
+               xscale="log" if key == "lr" else "linear")
+        ax.legend()
+    fig.tight_layout()
+    show(fig)
+
+# %% [markdown]
+# ## Why skip and residual connections help
+#
+# The base CNN squeezes the horse through an 8×8 map and has to rebuild every pixel's colour
+# from it: fine detail (where the horse's edge is, where the grass starts) is gone by then, so
+# the colours bleed and the network falls back on the commonest browns. The U-Net hands each
+# up-sampling block the encoder's map of the same size, and the last block the grey image
+# itself: the decoder only has to decide *which* colour, the *where* comes straight through. The
+# residual net goes further: every block learns a correction to its input (x + f(x)), so the
+# signal and its gradient pass through many layers unchanged — the network can be much deeper
+# and still train, and each level adds the encoder's map instead of rebuilding it.
+
+# %%
+acc = {m: 100 * r["val_accuracy"] for m, r in metrics.items()}
+display(Markdown(f"Measured here: base CNN {acc['cnn']:.1f} %, U-Net {acc['unet']:.1f} %, residual "
+                 f"{acc['residual']:.1f} % (seed: 44.7 %, 56.4 %, 70.5 %)."))
