@@ -76,9 +76,9 @@ def distill_images(cfg, seed: int, device) -> dict:
     return {"splits": out, "index": idx, "classes": data["classes"]}
 
 
-def distill_teacher_net(cfg, device):
+def distill_teacher_net(cfg, device, frozen: bool = True):
     """The ResNet-50 teacher with the backbone weights weights.json names (or random ones when
-    distill.teacher.pretrained is false), backbone frozen, on `device`."""
+    distill.teacher.pretrained is false), on `device`; its backbone frozen unless `frozen` is false."""
     import json
 
     import torch
@@ -94,7 +94,9 @@ def distill_teacher_net(cfg, device):
             raise DataError(f"{RESNET50_RAW}: no {cfg.teacher.weights} weights recorded; run "
                             "`dvc repro resnet50_weights` first (or set distill.teacher.pretrained: false)")
         load_backbone(teacher, RESNET50_RAW / marker["file"])
-    teacher = teacher.to(device).freeze_backbone()
+    teacher = teacher.to(device)
+    if frozen:
+        teacher.freeze_backbone()
     if device.type == "cuda":
         teacher = teacher.to(memory_format=torch.channels_last)
     return teacher
@@ -161,6 +163,7 @@ def colourize(argv: list[str]) -> None:
     from pipeline import colourize as col
     from pipeline.colourize_figures import palette_figure
     from pipeline.device import pick_device
+    from pipeline.files import write_json
     from stages.common import load_tensors, publish_figures
 
     settings, cfg = load_section("colourize", col.ColourizeConfig)
@@ -179,8 +182,11 @@ def colourize(argv: list[str]) -> None:
         out[f"{name}_y"] = col.nearest_colour(out[f"{name}_x"].to(device), palette).cpu()
     out["palette"] = palette.cpu()
     publish_figures(None, {"palette.png": palette_figure(out["palette"], out["train_y"])}, COLOURIZE_FIGURES / "data")
-    atomic_torch_save(out, COLOURIZE_HORSES)
     share = torch.bincount(out["train_y"].flatten().long(), minlength=len(palette)).float()
+    write_json({"palette": out["palette"].tolist(), "train_share": (share / share.sum()).tolist(),
+                "train_horses": len(out["train_x"]), "val_horses": len(out["val_x"])},
+               COLOURIZE_FIGURES / "data" / "palette.json")
+    atomic_torch_save(out, COLOURIZE_HORSES)
     print(f"colourize: {len(out['train_x']):,} training and {len(out['val_x']):,} validation horses, "
           f"{len(palette)} colours (the commonest covers {100 * float(share.max() / share.sum()):.1f} % of the "
           f"training pixels) -> {COLOURIZE_HORSES}")

@@ -607,9 +607,7 @@ def _distill_finetune(settings, cfg, device, argv) -> None:
     amp = autocast_dtype(device, settings.precision)
     images = distill_images(cfg, settings.seed, device)
     data = {k: Split(*v) for k, v in images["splits"].items()}
-    teacher = distill_teacher_net(cfg, device)
-    teacher.frozen = False
-    teacher.backbone.requires_grad_(True)
+    teacher = distill_teacher_net(cfg, device, frozen=False)
     torch.manual_seed(settings.seed)
     teacher.head.reset_parameters()
     stage = "distill_finetune"

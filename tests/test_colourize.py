@@ -116,3 +116,19 @@ def test_settings_refuse_even_kernels_and_smoke_scale_shrinks_runs():
         parse(col.ColourizeConfig, {"sweep_unet": {"kernel": [3, 6]}}, key="colourize")
     smoke = col.ColourizeConfig().at_scale("smoke")
     assert smoke.cnn.epochs == 2 and smoke.residual.epochs == 2 and smoke.train_limit == 256
+
+
+@pytest.mark.gpu
+def test_targets_and_a_training_step_on_cuda():
+    from pipeline.engine import Split, fit
+
+    images, region = _three_colour_images(8)
+    palette = col.build_palette(images.cuda(), col.Palette(colours=3), seed=0)
+    assert torch.equal(col.nearest_colour(images.cuda(), palette).long().cpu(), region)
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8).cuda()
+    y = torch.randint(0, 24, (32, 32, 32), dtype=torch.uint8).cuda()
+    for model in col.MODELS:
+        net = col.build(model, col.Run(filters=8)).cuda()
+        out = fit(net, Split(x, y), Split(x, y), col.pixel_loss, col.Run(epochs=3, batch_size=8).train_config(),
+                  metrics=col.pixel_accuracy, amp_dtype=torch.bfloat16, progress=False)
+        assert out.history[-1]["train_loss"] < out.history[0]["train_loss"]

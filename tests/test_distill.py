@@ -269,3 +269,20 @@ def test_repeated_grid_values_are_refused():
 
     with pytest.raises(ParamError, match="distill.grid.tau"):
         parse(dl.DistillConfig, {"grid": {"tau": [2, 2.0]}}, key="distill")
+
+
+@pytest.mark.gpu
+def test_views_and_a_distilled_student_step_on_cuda():
+    dev = torch.device("cuda")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=gen)
+    views = dl.make_views(64, dl.Views(), seed=0)
+    assert torch.equal(dl.crop_flip(x.to(dev), views[:, 3].to(dev)).cpu(), dl.crop_flip(x, views[:, 3]))
+    y = torch.randint(0, 10, (64,), generator=gen)
+    logits = torch.randn(64, views.shape[1], 10, generator=gen)
+    data = {"train": Split(x.to(dev), torch.arange(64, device=dev)), "val": Split(x.to(dev), y.to(dev)),
+            "test": Split(x.to(dev), y.to(dev)), "labels": y.to(dev)}
+    sched = dl.Schedule(epochs=3, batch_size=16, lr=0.05)
+    model, out = dm.train_student(data, views, logits, 0.5, 4.0, sched, width=0.5, dropout=0.0, seed=0,
+                                  amp_dtype=torch.bfloat16)
+    assert next(model.parameters()).is_cuda and out.history[-1]["train_loss"] < out.history[0]["train_loss"]
