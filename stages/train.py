@@ -680,7 +680,7 @@ def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool,
                       "device": str(device), "train_samples": len(train), "val_samples": len(val),
                       "colours": len(palette)})
     metrics_path = (SWEEP_METRICS if sweep else COLOURIZE_METRICS) / f"{label}.json"
-    plot_path = (COLOURIZE_PLOTS / "sweeps" if sweep else COLOURIZE_PLOTS) / f"{label}.csv"
+    plot_path = COLOURIZE_PLOTS / f"{label}.csv"          # headline runs; a sweep run's curves go to MLflow only
     with stage_run("colourize", stage, params) as tracker:
         torch.manual_seed(settings.seed)
         model = col.build(model_name, run, len(palette)).to(device)
@@ -703,9 +703,9 @@ def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool,
                    "best_val_accuracy": max(r["val_accuracy"] for r in out.history),
                    "train_seconds": round(last["elapsed_seconds"], 3)}
         write_json(metrics, metrics_path)
-        write_csv(pd.DataFrame(out.history), plot_path)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         if not sweep:
+            write_csv(pd.DataFrame(out.history), plot_path)
             model.load_state_dict(out.best_state)
             atomic_torch_save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run),
                                "palette": palette}, COLOURIZE_MODELS / f"{model_name}.pt")

@@ -184,3 +184,13 @@ def test_a_new_sweep_value_adds_one_stage_and_reruns_no_other_training(repo, fir
                                                                         "colourize_report"}
     finally:
         (repo / "params.yaml").write_text(original)
+
+
+def test_dvc_plots_of_both_experiments_load(repo, first_repro):
+    shown, _ = json.JSONDecoder().raw_decode(dvc(repo, "plots", "show", "--json"))   # stderr's note follows
+    mine = ("distill", "colourize")
+    errors = [e for e in shown.get("errors") or [] if any(m in str(e) for m in mine)]
+    assert errors == []
+    names = {k for k in shown["data"] if k.split(" ")[0] in mine}
+    assert {"distill validation accuracy per epoch, the four runs", "colourize validation pixel accuracy per epoch"} <= names
+    assert not (repo / "plots/colourize/sweeps").exists()          # sweep curves live in MLflow only
