@@ -14,6 +14,7 @@ import dataclasses
 
 import torch
 
+from benchmarks.common import device_label, training_rate
 from pipeline import colourize as col
 from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.engine import Split, fit
@@ -26,8 +27,7 @@ def seconds_per_epoch(model_name: str, run: col.Run, data: Split, epochs: int, a
     model = col.build(model_name, run).to(data.inputs.device)
     tc = dataclasses.replace(run.train_config(), epochs=epochs + 1)
     out = fit(model, data, None, col.pixel_loss, tc, amp_dtype=amp, progress=False)
-    first, last = out.history[0], out.history[-1]
-    return (last["elapsed_seconds"] - first["elapsed_seconds"]) / epochs * HORSES / len(data)
+    return HORSES / training_rate(out.history, len(data))
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     n = args.samples or (HORSES if device.type == "cuda" else 500)
     cfg = parse(col.ColourizeConfig, load_params()["colourize"], "colourize")
     amp = autocast_dtype(device, "auto")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    name = device_label(device)
     g = torch.Generator().manual_seed(0)
     data = Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g).to(device),
                  torch.randint(0, cfg.palette.colours, (n, 32, 32), dtype=torch.uint8, generator=g).to(device))

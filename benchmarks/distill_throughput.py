@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import device_label, timed, training_rate
 from pipeline import distill_models as dm
-from pipeline.device import autocast_dtype, pick_device, seed_everything, synchronize
+from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.distill import DistillConfig, crop_flip, make_views
 from pipeline.engine import Split, fit
 from pipeline.params import load_params, parse
-
-
-def training_rate(result, n: int) -> float:
-    first, last = result.history[0], result.history[-1]
-    return n * (last["epoch"] - first["epoch"]) / (last["elapsed_seconds"] - first["elapsed_seconds"])
 
 
 def main() -> None:
@@ -40,7 +35,7 @@ def main() -> None:
     n = args.samples or (10_000 if device.type == "cuda" else 256)
     cfg = parse(DistillConfig, load_params()["distill"], "distill")
     amp = autocast_dtype(device, "auto")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    name = device_label(device)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
     y = torch.randint(0, 10, (n,), generator=g).to(device)
@@ -48,13 +43,8 @@ def main() -> None:
     print(f"device: {name}; {n:,} images, precision {amp or 'fp32'}, teacher at {cfg.teacher.resize}px")
 
     k = torch.randint(0, cfg.views.count, (n,), generator=g).to(device)
-    crop_flip(x, views[torch.arange(n, device=device), k])
-    synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(10):
-        crop_flip(x, views[torch.arange(n, device=device), k])
-    synchronize(device)
-    print(f"crop + flip gather    {10 * n / (time.perf_counter() - t0):14,.0f} images/s")
+    seconds = timed(lambda: crop_flip(x, views[torch.arange(n, device=device), k]), device, repeat=10)
+    print(f"crop + flip gather    {n / seconds:14,.0f} images/s")
 
     student = dm.MobileNetStudent(cfg.student.width, cfg.student.dropout).to(device)
     teacher = dm.ResNetTeacher(cfg.teacher.resize).to(device)
@@ -72,12 +62,12 @@ def main() -> None:
     tc = dataclasses.replace(sched.train_config(args.epochs + 1), monitor="train_loss")
     result = fit(student, Split(x, torch.arange(n, device=device)), None, dm.student_loss(0.5, 4.0), tc,
                  prepare=dm.ViewBatches(views, y, logits, 0), amp_dtype=amp, progress=False)
-    print(f"student training      {training_rate(result, n):14,.0f} images/s   (distillation loss, stored views)")
+    print(f"student training      {training_rate(result.history, n):14,.0f} images/s   (distillation loss, stored views)")
 
     tc = dataclasses.replace(cfg.finetune.train.train_config(args.epochs + 1), monitor="train_loss")
     result = fit(teacher, Split(x, y), None, F.cross_entropy, tc, prepare=dm.RandomViews(cfg.views, device, 0),
                  amp_dtype=amp, progress=False, groups=teacher.groups(cfg.finetune.backbone_lr))
-    print(f"teacher fine-tuning   {training_rate(result, n):14,.0f} images/s   (whole ResNet-50)")
+    print(f"teacher fine-tuning   {training_rate(result.history, n):14,.0f} images/s   (whole ResNet-50)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from benchmarks.common import device_label, training_rate
 from pipeline.classification import cross_entropy
 from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.emnist import N_CLASSES, EmnistConfig
@@ -30,8 +31,7 @@ def measure(name: str, cfg: EmnistConfig, device: torch.device, n: int, epochs: 
     amp = autocast_dtype(device, "auto")
     tc = dataclasses.replace(cfg.train.train_config(), epochs=epochs + 1, monitor="train_loss", mode="min")
     result = fit(model, Split(x, y), None, cross_entropy, tc, amp_dtype=amp, progress=False)
-    first, last = result.history[0], result.history[-1]      # the first epoch is the warm-up
-    train_rate = n * (last["epoch"] - first["epoch"]) / (last["elapsed_seconds"] - first["elapsed_seconds"])
+    train_rate = training_rate(result.history, n)
     predict(model, x[:cfg.train.eval_batch], cfg.train.eval_batch, amp)            # warm-up
     _, infer_rate = predict(model, x, cfg.train.eval_batch, amp)
     return train_rate, infer_rate
@@ -47,7 +47,7 @@ def main() -> None:
     device = pick_device(args.device)
     n = args.samples or (131_072 if device.type == "cuda" else 4_096)
     cfg = parse(EmnistConfig, load_params()["emnist"], "emnist")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    name = device_label(device)
     counts = parameter_counts(cfg.mlp, cfg.cnn, N_CLASSES)
     print(f"device: {name}; {n:,} images, batch {cfg.train.batch_size}")
     print(f"{'model':11s} {'parameters':>11s} {'train samples/s':>16s} {'inference samples/s':>20s}")

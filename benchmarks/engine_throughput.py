@@ -13,6 +13,7 @@ import time
 import torch
 from torch import nn
 
+from benchmarks.common import device_label
 from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.engine import Split, TrainConfig, fit
 from pipeline.superres.models import build_model
@@ -42,7 +43,7 @@ def main() -> None:
     args = ap.parse_args()
     seed_everything(0)
     device = pick_device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    name = device_label(device)
     print(f"device: {name}")
     print(f"{'model':10s} {'batch':>6s} {'samples/s':>12s}")
     for target in ("pixel", "subpixel"):

@@ -11,28 +11,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmarks.common import device_label, timed, training_rate
 from pipeline import fer_demo
 from pipeline import fer_model as fm
-from pipeline.device import autocast_dtype, pick_device, seed_everything, synchronize
+from pipeline.device import autocast_dtype, pick_device, seed_everything
 from pipeline.engine import Split, fit
 from pipeline.fer import CLASSES, FerConfig
 from pipeline.params import load_params, parse
-
-
-def timed(fn, device: torch.device, repeat: int = 3) -> float:
-    fn()                                    # warm-up
-    synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    synchronize(device)
-    return (time.perf_counter() - t0) / repeat
 
 
 def main() -> None:
@@ -46,7 +36,7 @@ def main() -> None:
     n = args.samples or (28_709 if device.type == "cuda" else 1_024)
     cfg = parse(FerConfig, load_params()["fer"], "fer")
     amp = autocast_dtype(device, "auto")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
+    name = device_label(device)
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n, 48, 48), dtype=torch.uint8, generator=g).to(device)
     y = torch.randint(0, len(CLASSES), (n,), generator=g).to(device)
@@ -61,8 +51,7 @@ def main() -> None:
     tc = dataclasses.replace(cfg.train.train_config(), epochs=args.epochs + 1, monitor="train_loss", mode="min")
     result = fit(model, Split(x, y), None, F.cross_entropy, tc, prepare=fm.Augmenter(cfg.augment, device, 0),
                  amp_dtype=amp, progress=False)
-    first, last = result.history[0], result.history[-1]
-    rate = n * (last["epoch"] - first["epoch"]) / (last["elapsed_seconds"] - first["elapsed_seconds"])
+    rate = training_rate(result.history, n)
     print(f"training          {rate:14,.0f} faces/s   ({sum(p.numel() for p in model.parameters()):,} parameters)")
     for tta in (False, True):
         seconds = timed(lambda: fm.probabilities(model, x, cfg.train.eval_batch, tta, amp), device, repeat=2)

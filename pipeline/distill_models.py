@@ -191,8 +191,9 @@ class RandomViews:
 
 
 def train_student(data: dict, views: Tensor, logits: Tensor | None, alpha: float, tau: float,
-                  schedule: Schedule, *, width: float, dropout: float, seed: int, epochs: int | None = None,
-                  amp_dtype=None, on_epoch=None, resume_dir: Path | None = None) -> tuple[MobileNetStudent, FitResult]:
+                  schedule: Schedule, *, width: float, dropout: float, seed: int, classes: int = 10,
+                  epochs: int | None = None, amp_dtype=None, on_epoch=None, resume_dir: Path | None = None,
+                  ) -> tuple[MobileNetStudent, FitResult]:
     """MobileNetV2 from scratch on data['train'] (targets: indices into the training set, whose
     labels are data['labels']), with the teacher's `logits` (N, views, classes) or without
     (None); best epoch by validation accuracy; data['test'] watched for the curves."""
@@ -200,8 +201,7 @@ def train_student(data: dict, views: Tensor, logits: Tensor | None, alpha: float
     train = data["train"]
     device = train.inputs.device
     mean, std = channel_statistics(train.inputs)
-    model = MobileNetStudent(width, dropout, int(data["labels"].max()) + 1 if logits is None else logits.shape[-1],
-                    mean, std).to(device)
+    model = MobileNetStudent(width, dropout, classes, mean, std).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     out = fit(model, train, data["val"], student_loss(alpha, tau), schedule.train_config(epochs), seed=seed,
@@ -224,8 +224,8 @@ def train_head(features: dict[str, Split], schedule: Schedule, *, seed: int, cla
     return head, out
 
 
-def train_finetune(teacher: ResNetTeacher, data: dict, schedule: Schedule, backbone_lr: float, views: Views, *, seed: int,
-                   amp_dtype=None, on_epoch=None, resume_dir: Path | None = None) -> FitResult:
+def train_finetune(teacher: ResNetTeacher, data: dict, schedule: Schedule, backbone_lr: float, views: Views, *,
+                   seed: int, amp_dtype=None, on_epoch=None, resume_dir: Path | None = None) -> FitResult:
     """The whole teacher trained: backbone at backbone_lr × lr, head at lr; random crops and flips."""
     device = data["train"].inputs.device
     out = fit(teacher, data["train"], data["val"], F.cross_entropy, schedule.train_config(), seed=seed,

@@ -97,3 +97,26 @@ def mnist_splits(device, train_limit: int | None = None, test_limit: int | None 
     train = Split(data["train_x"].to(device), data["train_y"].to(device))
     test = Split(data["test_x"].to(device), data["test_y"].to(device))
     return train, test, {**data, "path": cfg.prepared}
+
+
+def score_predictions(tracker, labels, pred, classes: tuple[str, ...], *, per_class: Path, figure: Path,
+                      title: str, table: Path | None = None, label: str = "test accuracy") -> dict[str, float]:
+    """Scores of a classifier's test predictions (test_accuracy, test_macro_precision, …) and their
+    outputs: the per-class table (csv, also an MLflow artifact), the row-normalised confusion
+    figure ("<title>: <label> NN.NN % …") and, given `table`, the one-row-per-sample csv that
+    dvc's confusion template reads."""
+    from pipeline import classification as cls
+    from pipeline import mnist_figures as mf
+    from pipeline.files import write_csv
+
+    labels, pred = labels.cpu(), pred.cpu()
+    cm = cls.confusion_matrix(labels, pred, len(classes))
+    scores = {f"test_{k}": v for k, v in cls.scores(cm).items()}
+    write_csv(cls.per_class(cm, classes), per_class)
+    if table is not None:
+        write_csv(cls.prediction_table(labels, pred, classes), table)
+    tracker.log_artifact(per_class)
+    publish_figures(tracker, {figure.name: mf.confusion(
+        cm, classes, f"{title}: {label} {100 * scores['test_accuracy']:.2f} % (rows sum to 1)", normalise=True)},
+        figure.parent)
+    return scores

@@ -120,7 +120,7 @@ def distill(argv: list[str]) -> None:
         out[name] = batched(teacher.features, x, cfg.teacher.batch, amp).half().cpu()
         out[f"{name}_y"] = y.cpu()
     test_x = images["splits"]["test"][0]
-    out["images_per_second"] = throughput(teacher, test_x[:max(cfg.teacher.batch * 4, 1)], cfg.teacher.batch, amp)
+    out["images_per_second"] = throughput(teacher, test_x[:cfg.teacher.batch * 4], cfg.teacher.batch, amp)
     atomic_torch_save(out, DISTILL_FEATURES)
     print(f"distill features: {', '.join(f'{k} {tuple(out[k].shape)}' for k in ('train', 'val', 'test'))} at "
           f"{cfg.teacher.resize}px ({'pretrained ' + cfg.teacher.weights if cfg.teacher.pretrained else 'random weights'}"

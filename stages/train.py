@@ -17,7 +17,7 @@ from pipeline.superres.config import SuperresConfig
 from pipeline.superres.training import train_variant
 from pipeline.tracking import stage_run
 from stages.common import (choose, load_section, load_tensors, mnist_splits, publish_figures, resume_dir,
-                           run)
+                           run, score_predictions)
 from stages.features import SUPERRES_OUT
 
 
@@ -281,10 +281,8 @@ def autoencoder_classifier(argv: list[str]) -> None:
 
 def emnist_model(argv: list[str]) -> None:
     """Train one of the three EMNIST models, keep its best epoch (validation accuracy), score it on test."""
-    from pipeline import classification as cls
     from pipeline import emnist
     from pipeline import emnist_models as em
-    from pipeline import mnist_figures as mf
     from stages.prepare import EMNIST_PREPARED
 
     settings, cfg = load_section("emnist", emnist.EmnistConfig)
@@ -308,10 +306,11 @@ def emnist_model(argv: list[str]) -> None:
                                         on_epoch=tracker.log_epoch,
                                         resume_dir=resume_dir(stage, (settings, cfg, name), (EMNIST_PREPARED,)))
         pred, test_rate = em.predict(model, splits["test"].inputs, cfg.train.eval_batch, amp)
-        labels = splits["test"].targets.cpu()
-        cm = cls.confusion_matrix(labels, pred.cpu(), len(classes))
+        scores = score_predictions(tracker, splits["test"].targets, pred, classes,
+                             per_class=Path(f"plots/emnist/{name}_per_class.csv"),
+                             figure=Path(f"figures/emnist/confusion_{name}.png"), title=name)
         best, last = out.history[out.best_epoch - 1], out.history[-1]
-        metrics = {**{f"test_{k}": v for k, v in cls.scores(cm).items()},
+        metrics = {**scores,
                    "best_epoch": out.best_epoch, "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
                    "train_accuracy": best["train_accuracy"], "parameters": parameter_count(model),
                    "train_seconds": round(last["elapsed_seconds"], 3),
@@ -321,12 +320,7 @@ def emnist_model(argv: list[str]) -> None:
                            "classes": classes, "best_epoch": out.best_epoch}, Path(f"models/emnist/{name}.pt"))
         write_json(metrics, Path(f"metrics/emnist/{name}.json"))
         write_csv(pd.DataFrame(out.history), Path(f"plots/emnist/{name}.csv"))
-        write_csv(cls.per_class(cm, classes), Path(f"plots/emnist/{name}_per_class.csv"))
         tracker.log_metrics(metrics)
-        tracker.log_artifact(Path(f"plots/emnist/{name}_per_class.csv"))
-        publish_figures(tracker, {f"confusion_{name}.png": mf.confusion(
-            cm, classes, f"{name}: test accuracy {100 * metrics['test_accuracy']:.2f} % (rows sum to 1)",
-            normalise=True)}, Path("figures/emnist"))
     print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f} (balanced {metrics['test_balanced_accuracy']:.4f}), "
           f"best epoch {out.best_epoch}, {metrics['parameters']:,} parameters, "
           f"{metrics['train_samples_per_second']:,} samples/s training on {device}")
@@ -338,10 +332,8 @@ FER_MODEL, FER_METRICS, FER_PLOTS = Path("models/fer/cnn.pt"), Path("metrics/fer
 def fer_model(argv: list[str]) -> None:
     """Train the FER CNN (augmented on the device), keep its best epoch by validation accuracy
     (PublicTest), score it on the test split (PrivateTest)."""
-    from pipeline import classification as cls
     from pipeline import fer
     from pipeline import fer_model as fm
-    from pipeline import mnist_figures as mf
     from stages.prepare import FER_PREPARED
 
     settings, cfg = load_section("fer", fer.FerConfig)
@@ -367,9 +359,11 @@ def fer_model(argv: list[str]) -> None:
         seconds = time.perf_counter() - t0
         single = fm.probabilities(model, test.inputs, cfg.train.eval_batch, False, amp).argmax(1).cpu()
         labels = test.targets.cpu()
-        cm = cls.confusion_matrix(labels, pred, len(classes))
+        scores = score_predictions(tracker, labels, pred, classes, per_class=FER_PLOTS / "per_class.csv",
+                             table=FER_PLOTS / "confusion.csv", figure=Path("figures/fer/confusion.png"),
+                             title=origin["test"], label="accuracy")
         best, last = out.history[out.best_epoch - 1], out.history[-1]
-        metrics = {**{f"test_{k}": v for k, v in cls.scores(cm).items()},
+        metrics = {**scores,
                    "test_accuracy_without_tta": float((single == labels).float().mean()),
                    "best_epoch": out.best_epoch, "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
                    "train_accuracy": best["train_accuracy"], "parameters": parameter_count(model),
@@ -379,13 +373,7 @@ def fer_model(argv: list[str]) -> None:
         fm.save(model, cfg.model, FER_MODEL, best_epoch=out.best_epoch, tta=cfg.train.tta, origin=origin)
         write_json(metrics, FER_METRICS)
         write_csv(pd.DataFrame(out.history), FER_PLOTS / "history.csv")
-        write_csv(cls.per_class(cm, classes), FER_PLOTS / "per_class.csv")
-        write_csv(cls.prediction_table(labels, pred, classes), FER_PLOTS / "confusion.csv")
         tracker.log_metrics(metrics)
-        tracker.log_artifact(FER_PLOTS / "per_class.csv")
-        publish_figures(tracker, {"confusion.png": mf.confusion(
-            cm, classes, f"{origin['test']}: accuracy {100 * metrics['test_accuracy']:.2f} % (rows sum to 1)",
-            normalise=True)}, Path("figures/fer"))
     print(f"{stage}: test accuracy {metrics['test_accuracy']:.4f} ({origin['test']}; "
           f"{metrics['test_accuracy_without_tta']:.4f} without the mirror average), best epoch {out.best_epoch} "
           f"of {len(out.history)}, {metrics['parameters']:,} parameters, "
@@ -402,8 +390,7 @@ def distill(argv: list[str]) -> None:
     scratch (c), finetune (d)."""
     from pipeline.distill import DistillConfig
 
-    if not argv or argv[0] not in DISTILL_RUNS or (argv[0] == "grid") != (len(argv) == 3) or \
-            (argv[0] != "grid" and len(argv) != 1):
+    if not argv or argv[0] not in DISTILL_RUNS or len(argv) != (3 if argv[0] == "grid" else 1):
         raise ParamError("usage: python -m stages.train distill <teacher|grid ALPHA TAU|student|scratch|finetune>")
     settings, cfg = load_section("distill", DistillConfig)
     seed_everything(settings.seed)
@@ -414,20 +401,12 @@ def distill(argv: list[str]) -> None:
 
 def _distill_scores(name: str, model_fn, test_x, test_y, classes, batch: int, amp, tracker, title: str) -> dict:
     """Test metrics of one distill run, its per-class table, dvc confusion data and figure."""
-    from pipeline import classification as cls
-    from pipeline import mnist_figures as mf
     from pipeline.distill_models import batched
 
-    pred = batched(model_fn, test_x, batch, amp).argmax(1).cpu()
-    labels = test_y.cpu()
-    cm = cls.confusion_matrix(labels, pred, len(classes))
-    scores = {f"test_{k}": v for k, v in cls.scores(cm).items()}
-    write_csv(cls.per_class(cm, classes), DISTILL_PLOTS / f"{name}_per_class.csv")
-    write_csv(cls.prediction_table(labels, pred, classes), DISTILL_PLOTS / f"{name}_confusion.csv")
-    publish_figures(tracker, {f"confusion_{name}.png": mf.confusion(
-        cm, classes, f"{title}: test accuracy {100 * scores['test_accuracy']:.2f} % (rows sum to 1)", normalise=True)},
-        DISTILL_FIGURES)
-    return scores
+    pred = batched(model_fn, test_x, batch, amp).argmax(1)
+    return score_predictions(tracker, test_y, pred, classes, per_class=DISTILL_PLOTS / f"{name}_per_class.csv",
+                       table=DISTILL_PLOTS / f"{name}_confusion.csv", figure=DISTILL_FIGURES / f"confusion_{name}.png",
+                       title=title)
 
 
 def _fit_summary(out) -> dict:
@@ -501,8 +480,10 @@ def _student_data(settings, cfg, device, with_teacher: bool) -> dict:
 
 
 def _student_run(name: str, stage: str, settings, cfg, device, data, alpha: float, tau: float,
-                 epochs: int | None, extra: dict, metrics_dir: Path = DISTILL_METRICS,
-                 plots_dir: Path = DISTILL_PLOTS, save: bool = True) -> dict:
+                 epochs: int | None, title: str | None = None, extra: dict | None = None,
+                 metrics_dir: Path = DISTILL_METRICS, plots_dir: Path = DISTILL_PLOTS) -> dict:
+    """Train one student; with a `title` (the full-length runs) score it on test, measure its
+    inference speed and save it; without (a grid run) keep only its metrics and curves."""
     from pipeline import cifar10
     from pipeline.distill_models import throughput, train_student
     from stages.features import DISTILL_LOGITS
@@ -516,14 +497,15 @@ def _student_run(name: str, stage: str, settings, cfg, device, data, alpha: floa
                         (cifar10.PREPARED, DISTILL_LOGITS) if data["logits"] is not None else (cifar10.PREPARED,))
     with stage_run("distill", stage, params) as tracker:
         model, out = train_student(data, data["views"], data["logits"], alpha, tau, sched, width=cfg.student.width,
-                                   dropout=cfg.student.dropout, seed=settings.seed, epochs=epochs, amp_dtype=amp,
+                                   dropout=cfg.student.dropout, seed=settings.seed, classes=len(data["classes"]),
+                                   epochs=epochs, amp_dtype=amp,
                                    on_epoch=tracker.log_epoch, resume_dir=resume)
-        metrics = {**_fit_summary(out), "alpha": alpha, "tau": tau, **extra}
-        if save:
+        metrics = {**_fit_summary(out), "alpha": alpha, "tau": tau, **(extra or {})}
+        if title is not None:
             test = data["test"]
             model.eval()
             metrics.update(_distill_scores(name, model, test.inputs, test.targets, data["classes"], cfg.eval_batch,
-                                           amp, tracker, extra.get("title", name)))
+                                           amp, tracker, title))
             metrics.update(parameters=parameter_count(model), inference_samples_per_second=round(
                 throughput(model, test.inputs, cfg.eval_batch, amp)))
             atomic_torch_save({"state_dict": out.best_state, "width": cfg.student.width,
@@ -532,7 +514,6 @@ def _student_run(name: str, stage: str, settings, cfg, device, data, alpha: floa
         else:
             best = out.history[out.best_epoch - 1]
             metrics.update(test_accuracy_at_best=best["test_accuracy"])
-        metrics.pop("title", None)
         _distill_write(name, metrics, out, tracker, metrics_dir, plots_dir)
     return metrics
 
@@ -552,7 +533,7 @@ def _distill_grid(settings, cfg, device, argv) -> None:
                          f"distill.grid.tau {list(cfg.grid.tau)}")
     data = _student_data(settings, cfg, device, with_teacher=True)
     m = _student_run(f"alpha{argv[0]}_tau{argv[1]}", f"distill_grid@{argv[0]}-{argv[1]}", settings, cfg, device,
-                     data, alpha, tau, cfg.grid.epochs, {}, GRID_METRICS, GRID_PLOTS, save=False)
+                     data, alpha, tau, cfg.grid.epochs, metrics_dir=GRID_METRICS, plots_dir=GRID_PLOTS)
     print(f"distill grid α={alpha:g} τ={tau:g}: val accuracy {m['val_accuracy']:.4f} after {cfg.grid.epochs} epochs")
 
 
@@ -584,7 +565,7 @@ def _distill_student(settings, cfg, device, argv) -> None:
     alpha, tau, rows = best_pair(cfg)
     data = _student_data(settings, cfg, device, with_teacher=True)
     m = _student_run("student", "distill_student", settings, cfg, device, data, alpha, tau, None,
-                     {"title": f"student (b), distilled, α={alpha:g} τ={tau:g}", "grid_runs": len(rows)})
+                     f"student (b), distilled, α={alpha:g} τ={tau:g}", {"grid_runs": len(rows)})
     print(f"distill_student: α={alpha:g} τ={tau:g} (best of {len(rows)} grid runs), test accuracy "
           f"{m['test_accuracy']:.4f}, best epoch {m['best_epoch']}")
 
@@ -593,7 +574,7 @@ def _distill_scratch(settings, cfg, device, argv) -> None:
     """(c) The same student and schedule, no teacher: plain cross-entropy (α = 1)."""
     data = _student_data(settings, cfg, device, with_teacher=False)
     m = _student_run("scratch", "distill_scratch", settings, cfg, device, data, 1.0, 1.0, None,
-                     {"title": "student (c), no teacher"})
+                     "student (c), no teacher")
     print(f"distill_scratch: test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}")
 
 
@@ -643,7 +624,7 @@ def colourize(argv: list[str]) -> None:
 
     settings, cfg = load_section("colourize", col.ColourizeConfig)
     if len(argv) == 1 and argv[0] in col.MODELS:
-        model, run, label = argv[0], cfg.run(argv[0]), argv[0]
+        _colourize_run(settings, cfg, argv[0], cfg.run(argv[0]), argv[0], f"colourize_train@{argv[0]}")
     elif len(argv) == 4 and argv[0] == "sweep" and argv[1] in ("cnn", "unet") and argv[2] in SWEEP_KEYS:
         model, key, text = argv[1], argv[2], argv[3]
         sweep = getattr(cfg, f"sweep_{model}")
@@ -655,13 +636,15 @@ def colourize(argv: list[str]) -> None:
             raise ParamError(f"colourize sweep {model} {key} {text}: not in colourize.sweep_{model}.{key} "
                              f"{list(getattr(sweep, key))}")
         run, label = dataclasses.replace(cfg.run(model), **{key: value}), f"{model}_{key}_{text}"
+        _colourize_run(settings, cfg, model, run, label, f"colourize_sweep_{model}_{key}@{text}", sweep=key)
     else:
         raise ParamError("usage: python -m stages.train colourize <cnn|unet|residual> | "
                          "colourize sweep <cnn|unet> <filters|lr|kernel> <value>")
-    _colourize_run(settings, cfg, model, run, label, sweep=argv[0] == "sweep", argv=argv)
 
 
-def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool, argv: list[str]) -> None:
+def _colourize_run(settings, cfg, model_name: str, run, label: str, stage: str, sweep: str | None = None) -> None:
+    """A headline run (sweep None: model, curves and figure kept) or one sweep point (sweep: the
+    key it varies; metrics only, a diverging loss recorded instead of failing)."""
     from pipeline import colourize as col
     from pipeline.colourize_figures import colourised
     from pipeline.engine import Split, fit
@@ -675,7 +658,6 @@ def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool,
     train = Split(data["train_x"].to(device), data["train_y"].to(device))
     val = Split(data["val_x"].to(device), data["val_y"].to(device))
     palette = data["palette"]
-    stage = "colourize_sweep_" + "_".join(argv[1:3]) + f"@{argv[3]}" if sweep else f"colourize_train@{model_name}"
     params = flatten({"model": model_name, **to_dict(run), "seed": settings.seed, "scale": settings.scale,
                       "device": str(device), "train_samples": len(train), "val_samples": len(val),
                       "colours": len(palette)})
@@ -684,8 +666,8 @@ def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool,
     with stage_run("colourize", stage, params) as tracker:
         torch.manual_seed(settings.seed)
         model = col.build(model_name, run, len(palette)).to(device)
-        base = {"model": model_name, "sweep": argv[2] if sweep else None, "filters": run.filters, "kernel": run.kernel, "lr": run.lr, "epochs": run.epochs,
-                "parameters": parameter_count(model)}
+        base = {"model": model_name, "sweep": sweep, "filters": run.filters, "kernel": run.kernel, "lr": run.lr,
+                "epochs": run.epochs, "parameters": parameter_count(model)}
         try:
             out = fit(model, train, val, col.pixel_loss, run.train_config(), seed=settings.seed,
                       metrics=col.pixel_accuracy, amp_dtype=amp, on_epoch=tracker.log_epoch,
@@ -705,8 +687,7 @@ def _colourize_run(settings, cfg, model_name: str, run, label: str, sweep: bool,
         write_json(metrics, metrics_path)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         if not sweep:
-            write_csv(pd.DataFrame(out.history), plot_path)
-            model.load_state_dict(out.best_state)
+            write_csv(pd.DataFrame(out.history), plot_path)      # monitor "last": the model holds best_state
             atomic_torch_save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run),
                                "palette": palette}, COLOURIZE_MODELS / f"{model_name}.pt")
             shown = val.inputs[:cfg.show]
