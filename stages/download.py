@@ -92,6 +92,7 @@ def resnet50_weights(argv: list[str]) -> None:
     records which file the teacher stages are to use."""
     from pipeline.distill import DistillConfig
     from pipeline.distill_models import weights_remote
+    from pipeline.errors import DownloadError
     from pipeline.files import file_digest, write_json
 
     settings, cfg = load_section("distill", DistillConfig)
@@ -103,7 +104,11 @@ def resnet50_weights(argv: list[str]) -> None:
               "random weights")
         return
     remote = weights_remote(teacher.weights)
-    path = fetch(remote, RESNET50_RAW / remote.filename, mirror_setting(settings.data.mirror))
+    try:
+        path = fetch(remote, RESNET50_RAW / remote.filename, mirror_setting(settings.data.mirror))
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}; or run distill without them: "
+                            "`dvc exp run -S distill.teacher.pretrained=false`") from None
     write_json({"weights": teacher.weights, "pretrained": True, "file": path.name, "url": remote.url,
                 "sha256": file_digest(path)}, WEIGHTS_MARKER)
     print(f"resnet50: {teacher.weights} weights {path} verified ({path.stat().st_size / 1e6:.1f} MB)")

@@ -232,7 +232,7 @@ def test_resnet50_weights_stage_fetches_records_and_refuses_clearly(loopback, tm
     monkeypatch.chdir(repo)
     monkeypatch.delenv("DLREPRO_MIRROR", raising=False)
     monkeypatch.delenv(CHECKSUMS_ENV, raising=False)
-    with pytest.raises(DownloadError, match="failed its sha256 check"):
+    with pytest.raises(DownloadError, match="failed its sha256 check.*distill.teacher.pretrained=false"):
         stage.resnet50_weights([])
     assert not stage.WEIGHTS_MARKER.exists()
     table = tmp_path / "sums.json"                           # a copy one trusts: its digest named
