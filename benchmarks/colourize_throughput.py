@@ -15,10 +15,11 @@ import dataclasses
 import torch
 
 from benchmarks.common import device_label, training_rate
-from pipeline import colourize as col
-from pipeline.device import autocast_dtype, pick_device, seed_everything
-from pipeline.engine import Split, fit
-from pipeline.params import load_params, parse
+from pipeline.colourize import model as col
+from pipeline.colourize.config import ColourizeConfig
+from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.core.engine import Split, fit
+from pipeline.core.params import load_params, parse
 
 HORSES = 5_000
 
@@ -39,7 +40,7 @@ def main() -> None:
     seed_everything(0)
     device = pick_device(args.device)
     n = args.samples or (HORSES if device.type == "cuda" else 500)
-    cfg = parse(col.ColourizeConfig, load_params()["colourize"], "colourize")
+    cfg = parse(ColourizeConfig, load_params()["colourize"], "colourize")
     amp = autocast_dtype(device, "auto")
     name = device_label(device)
     g = torch.Generator().manual_seed(0)

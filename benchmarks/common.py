@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from pipeline.device import synchronize
+from pipeline.core.device import synchronize
 
 
 def device_label(device: torch.device) -> str:

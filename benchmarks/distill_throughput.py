@@ -17,11 +17,11 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import device_label, timed, training_rate
-from pipeline import distill_models as dm
-from pipeline.device import autocast_dtype, pick_device, seed_everything
-from pipeline.distill import DistillConfig, crop_flip, make_views
-from pipeline.engine import Split, fit
-from pipeline.params import load_params, parse
+from pipeline.distill import models as dm
+from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.distill.recipe import DistillConfig, crop_flip, make_views
+from pipeline.core.engine import Split, fit
+from pipeline.core.params import load_params, parse
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from benchmarks.common import device_label
-from pipeline.device import autocast_dtype, pick_device, seed_everything
-from pipeline.engine import Split, TrainConfig, fit
+from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.core.engine import Split, TrainConfig, fit
 from pipeline.superres.models import build_model
 from pipeline.superres.training import to_unit
 

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import device_label, timed, training_rate
-from pipeline import fer_demo
-from pipeline import fer_model as fm
-from pipeline.device import autocast_dtype, pick_device, seed_everything
-from pipeline.engine import Split, fit
-from pipeline.fer import CLASSES, FerConfig
-from pipeline.params import load_params, parse
+from pipeline.fer import demo as fer_demo
+from pipeline.fer import model as fm
+from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.core.engine import Split, fit
+from pipeline.fer.data import CLASSES, FerConfig
+from pipeline.core.params import load_params, parse
 
 
 def main() -> None:

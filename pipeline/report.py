@@ -10,8 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pipeline.errors import DataError, PipelineError
-from pipeline.files import atomic_path, write_text
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.core.files import atomic_path, write_text
 
 FAILED_DIR = Path(".cache/reports")
 

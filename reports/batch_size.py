@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from pipeline import mnist_figures as mf
+from pipeline.batch_size import figures as mf
 from pipeline.report import show
 
 root = Path(root)

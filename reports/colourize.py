@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from pipeline import colourize as col
-from pipeline.params import parse
+from pipeline.colourize import model as col
+from pipeline.core.params import parse
 from pipeline.report import show
 
 root = Path(root)

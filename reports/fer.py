@@ -20,8 +20,8 @@ import torch
 from IPython.display import Image, Markdown, display
 import matplotlib.pyplot as plt
 
-from pipeline import fer_demo
-from pipeline import fer_model as fm
+from pipeline.fer import demo as fer_demo
+from pipeline.fer import model as fm
 from pipeline.report import show
 
 root = Path(root)

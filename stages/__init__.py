@@ -1,1 +1,2 @@
-"""Thin command-line entry points, one per stage kind: `python -m stages.<verb> <experiment> ...`."""
+"""Thin command-line entry points: one module per experiment (`python -m stages.<experiment> <stage>`),
+the shared dataset stages (`stages.data`), the stage harness (`stages.common`) and the FER live demo."""

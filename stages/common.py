@@ -1,15 +1,28 @@
-"""What every stage does first: read params.yaml, validate, pick the device; one-line errors."""
+"""The stage harness: what every stage does around its experiment's code.
+
+`begin(...)` reads params.yaml and checks the stage's section, seeds python/numpy/torch,
+picks the device and the autocast precision; the returned `Stage` opens the MLflow run,
+names the resume folder, loads the tensors other stages wrote and writes this stage's
+outputs atomically. It is also the one place that knows which process writes: with several
+processes (torchrun), only rank 0 does. `main(...)` turns `python -m stages.<experiment>
+<stage> [args]` into a call of that stage function; a PipelineError becomes one line and exit
+status 2.
+"""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
-from pipeline.errors import DataError, ParamError, PipelineError
-from pipeline.params import load_params, parse, to_dict
-from pipeline.settings import Settings, settings_from
+from pipeline.core.errors import DataError, ParamError, PipelineError
+from pipeline.core.params import flatten, load_params, parse, to_dict
+from pipeline.core.settings import Settings, settings_from
 
 T = TypeVar("T")
 RESUME_ROOT = Path(".cache/resume")
@@ -37,86 +50,163 @@ def load_tensors(path: Path) -> dict:
         raise DataError(f"{path}: unreadable ({exc.__class__.__name__}); delete it and run `dvc repro`") from None
 
 
-def save_figure(fig, path: Path) -> None:
-    """A matplotlib figure as PNG, written atomically."""
-    from pipeline.files import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+def read_json(path: Path) -> dict:
+    if not path.exists():
+        raise DataError(f"{path}: missing; run `dvc repro` (it runs the stage that writes it) first")
+    return json.loads(path.read_text())
 
 
-def publish_figures(tracker, figs: dict, folder: Path) -> None:
-    """Each {file name: figure} saved under `folder`, logged to the stage's MLflow run (when the
-    stage has one: `tracker` None for stages that track nothing), closed."""
-    import matplotlib.pyplot as plt
-
-    for name, fig in figs.items():
-        save_figure(fig, folder / name)
-        if tracker is not None:
-            tracker.log_figure(fig, name)
-        plt.close(fig)
+def rank() -> int:
+    """This process's rank among several (torchrun sets RANK); 0 when alone."""
+    return int(os.environ.get("RANK", "0"))
 
 
-def resume_dir(stage: str, config, inputs: tuple[Path, ...] = ()) -> Path:
-    """A git-ignored folder for resume checkpoints, keyed by stage, params and input bytes."""
-    h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True, default=str).encode())
-    for path in inputs:
-        with open(path, "rb") as fh:
-            h.update(hashlib.file_digest(fh, "sha256").digest())
-    return RESUME_ROOT / f"{stage.replace('@', '-')}-{h.hexdigest()[:16]}"
+@dataclass
+class Stage:
+    """One execution of one dvc stage."""
+    name: str                   # the dvc stage, e.g. superres_train@literal (MLflow's run name)
+    experiment: str             # the MLflow experiment
+    settings: Settings
+    cfg: object                 # the experiment's validated params section
+    device: object              # torch.device
+    amp: object                 # autocast dtype, or None for fp32
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes outputs and records runs (rank 0 only)."""
+        return rank() == 0
+
+    def params(self, **sections) -> dict:
+        """MLflow parameters: the given sections flattened, plus seed, scale and device."""
+        plain = {k: to_dict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in sections.items()}
+        return flatten({**plain, "seed": self.seed, "scale": self.settings.scale, "device": str(self.device)})
+
+    @contextlib.contextmanager
+    def tracked(self, params: dict) -> Iterator:
+        """The stage's MLflow run (tracking records; it changes no result)."""
+        if not self.writes:
+            yield _Silent()
+            return
+        from pipeline.tracking import stage_run
+
+        with stage_run(self.experiment, self.name, params) as tracker:
+            yield tracker
+
+    def resume(self, key, inputs: tuple[Path, ...] = ()) -> Path:
+        """A git-ignored folder for resume checkpoints, keyed by stage, `key` (params) and input bytes."""
+        h = hashlib.sha256(json.dumps(to_dict(key), sort_keys=True, default=str).encode())
+        for path in inputs:
+            with open(path, "rb") as fh:
+                h.update(hashlib.file_digest(fh, "sha256").digest())
+        return RESUME_ROOT / f"{self.name.replace('@', '-')}-{h.hexdigest()[:16]}"
+
+    def save(self, obj, path: Path) -> None:
+        """A torch file (model, tensors), atomically."""
+        from pipeline.core.files import atomic_torch_save
+
+        if self.writes:
+            atomic_torch_save(obj, path)
+
+    def write_json(self, obj, path: Path) -> None:
+        from pipeline.core.files import write_json
+
+        if self.writes:
+            write_json(obj, path)
+
+    def write_csv(self, frame, path: Path) -> None:
+        """A DataFrame, or a list of records (a training history), as CSV."""
+        import pandas as pd
+
+        from pipeline.core.files import write_csv
+
+        if self.writes:
+            write_csv(frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame), path)
+
+    def figures(self, tracker, figs: dict, folder: Path) -> None:
+        """Each {file name: figure} saved under `folder` as PNG, logged to the run (tracker None:
+        a stage without one), closed."""
+        import matplotlib.pyplot as plt
+
+        from pipeline.core.files import atomic_path
+
+        for name, fig in figs.items():
+            if self.writes:
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(folder / name) as tmp:
+                    fig.savefig(tmp, format="png", dpi=110)
+                if tracker is not None:
+                    tracker.log_figure(fig, name)
+            plt.close(fig)
+
+    def done(self, summary: str) -> None:
+        """The stage's one-line summary."""
+        if self.writes:
+            print(f"{self.name}: {summary}")
 
 
-def run(main: Callable[[list[str]], None], usage: str) -> None:
-    """Call main(argv); a PipelineError becomes one line on stderr and exit status 2."""
+class _Silent:
+    """The tracker of a process that does not record (rank > 0)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def begin(name: str, section: str, cls: type, experiment: str | None = None, *, device: bool = True) -> Stage:
+    """Load and check `section`, seed everything, pick device and precision."""
+    from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+
+    settings, cfg = load_section(section, cls)
+    seed_everything(settings.seed)
+    dev = pick_device(settings.device) if device else None
+    amp = autocast_dtype(dev, settings.precision) if dev is not None else None
+    return Stage(name, experiment or section, settings, cfg, dev, amp)
+
+
+def fit_summary(out) -> dict:
+    """The metrics every best-epoch run reports: its best epoch's validation and training
+    figures, and its training time and rate."""
+    best, last = out.history[out.best_epoch - 1], out.history[-1]
+    return {"best_epoch": out.best_epoch, "epochs": len(out.history), "val_accuracy": best["val_accuracy"],
+            "val_loss": best["val_loss"], "train_accuracy": best["train_accuracy"],
+            "train_seconds": round(last["elapsed_seconds"], 3),
+            "train_samples_per_second": round(last["samples_per_second"])}
+
+
+def main(doc: str, functions: dict[str, Callable]) -> None:
+    """`python -m stages.<module> <stage> [args]`: call functions[stage](*args)."""
     argv = sys.argv[1:]
+    usage = (doc or "").strip().splitlines()[0] + "\nusage: python -m " + _module() + " " + \
+        "|".join(f"{n}{''.join(f' <{p}>' for p in inspect.signature(f).parameters)}" for n, f in functions.items())
     if not argv or argv[0] in ("-h", "--help"):
         print(usage, file=sys.stderr)
         sys.exit(0 if argv else 2)
+
+    def call() -> None:
+        if argv[0] not in functions:
+            raise ParamError(f"{argv[0]!r}: no such stage here; choose one of {', '.join(functions)}")
+        fn, args = functions[argv[0]], argv[1:]
+        wanted = list(inspect.signature(fn).parameters)
+        if len(args) != len(wanted):
+            raise ParamError(f"{argv[0]}: takes {len(wanted)} argument(s) ({' '.join(wanted) or 'none'}), "
+                             f"got {len(args)}; {usage.splitlines()[-1]}")
+        fn(*args)
+
+    one_line_errors(call)
+
+
+def one_line_errors(call: Callable[[], None]) -> None:
+    """Run `call`; a PipelineError becomes one line on stderr and exit status 2."""
     try:
-        main(argv)
+        call()
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
-def choose(table: dict[str, Callable], name: str, what: str) -> Callable:
-    if name not in table:
-        raise ParamError(f"{what} {name!r} has no stage of this kind; choose one of {', '.join(table)}")
-    return table[name]
-
-
-def mnist_splits(device, train_limit: int | None = None, test_limit: int | None = None):
-    """The prepared MNIST-family dataset named in params (`mnist.dataset`), its uint8 images and
-    labels moved to `device` whole: (train Split, test Split, the loaded dict)."""
-    from pipeline import mnist
-    from pipeline.engine import Split
-
-    _, cfg = load_section("mnist", mnist.MnistConfig)
-    data = mnist.limit(load_tensors(cfg.prepared), train_limit, test_limit)
-    train = Split(data["train_x"].to(device), data["train_y"].to(device))
-    test = Split(data["test_x"].to(device), data["test_y"].to(device))
-    return train, test, {**data, "path": cfg.prepared}
-
-
-def score_predictions(tracker, labels, pred, classes: tuple[str, ...], *, per_class: Path, figure: Path,
-                      title: str, table: Path | None = None, label: str = "test accuracy") -> dict[str, float]:
-    """Scores of a classifier's test predictions (test_accuracy, test_macro_precision, …) and their
-    outputs: the per-class table (csv, also an MLflow artifact), the row-normalised confusion
-    figure ("<title>: <label> NN.NN % …") and, given `table`, the one-row-per-sample csv that
-    dvc's confusion template reads."""
-    from pipeline import classification as cls
-    from pipeline import mnist_figures as mf
-    from pipeline.files import write_csv
-
-    labels, pred = labels.cpu(), pred.cpu()
-    cm = cls.confusion_matrix(labels, pred, len(classes))
-    scores = {f"test_{k}": v for k, v in cls.scores(cm).items()}
-    write_csv(cls.per_class(cm, classes), per_class)
-    if table is not None:
-        write_csv(cls.prediction_table(labels, pred, classes), table)
-    tracker.log_artifact(per_class)
-    publish_figures(tracker, {figure.name: mf.confusion(
-        cm, classes, f"{title}: {label} {100 * scores['test_accuracy']:.2f} % (rows sum to 1)", normalise=True)},
-        figure.parent)
-    return scores
+def _module() -> str:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec is not None else "stages"

@@ -5,9 +5,10 @@ Not a DVC stage: it reads the model `fer_train` wrote and runs on whatever you p
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from stages.common import run
+from stages.common import one_line_errors
 
 USAGE = """usage: python -m stages.demo --input SOURCE [--output DIR] [--show] [--model PATH] [--device DEVICE]
                             [--max-frames N] [--min-face PX]
@@ -23,9 +24,9 @@ USAGE = """usage: python -m stages.demo --input SOURCE [--output DIR] [--show] [
 
 
 def main(argv: list[str]) -> None:
-    from pipeline.device import pick_device
-    from pipeline.errors import ParamError
-    from pipeline.fer_demo import run as run_demo
+    from pipeline.core.device import pick_device
+    from pipeline.core.errors import ParamError
+    from pipeline.fer.demo import run as run_demo
 
     parser = argparse.ArgumentParser(prog="python -m stages.demo", add_help=False)
     parser.add_argument("--input", required=True)
@@ -49,4 +50,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run(main, USAGE)
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr)
+        sys.exit(0 if len(sys.argv) > 1 else 2)
+    one_line_errors(lambda: main(sys.argv[1:]))

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import cifar10
-from pipeline.download import RemoteFile, fetch
-from pipeline.errors import DataError, PipelineError
-from pipeline.images import load_images
+from pipeline.data import cifar10
+from pipeline.data.download import RemoteFile, fetch
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.data.photos import load_images
 from pipeline.report import render
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline import colourize as col
-from pipeline.errors import ParamError
-from pipeline.params import parse
+from pipeline.colourize import model as col
+from pipeline.colourize.config import ColourizeConfig
+from pipeline.core.errors import ParamError
+from pipeline.core.params import parse
 
 COLOURS = torch.tensor([[20, 20, 20], [200, 40, 40], [90, 200, 120]], dtype=torch.uint8)    # dark, red, green
 
@@ -111,16 +112,16 @@ def test_pixel_accuracy_and_loss_on_a_known_case():
 
 def test_settings_refuse_even_kernels_and_smoke_scale_shrinks_runs():
     with pytest.raises(ParamError, match="colourize.cnn.kernel"):
-        parse(col.ColourizeConfig, {"cnn": {"kernel": 4}}, key="colourize")
+        parse(ColourizeConfig, {"cnn": {"kernel": 4}}, key="colourize")
     with pytest.raises(ParamError, match="colourize.sweep_unet.kernel"):
-        parse(col.ColourizeConfig, {"sweep_unet": {"kernel": [3, 6]}}, key="colourize")
-    smoke = col.ColourizeConfig().at_scale("smoke")
+        parse(ColourizeConfig, {"sweep_unet": {"kernel": [3, 6]}}, key="colourize")
+    smoke = ColourizeConfig().at_scale("smoke")
     assert smoke.cnn.epochs == 2 and smoke.residual.epochs == 2 and smoke.train_limit == 256
 
 
 @pytest.mark.gpu
 def test_targets_and_a_training_step_on_cuda():
-    from pipeline.engine import Split, fit
+    from pipeline.core.engine import Split, fit
 
     images, region = _three_colour_images(8)
     palette = col.build_palette(images.cuda(), col.Palette(colours=3), seed=0)

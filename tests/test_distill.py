@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline import distill as dl
-from pipeline import distill_models as dm
-from pipeline.download import CHECKSUMS_ENV, RemoteFile, fetch
-from pipeline.engine import Split, TrainConfig, fit, make_optimizer
-from pipeline.errors import DataError, DownloadError, ParamError
+from pipeline.distill import recipe as dl
+from pipeline.distill import models as dm
+from pipeline.data.download import CHECKSUMS_ENV, RemoteFile, fetch
+from pipeline.core.engine import Split, TrainConfig, fit, make_optimizer
+from pipeline.core.errors import DataError, DownloadError, ParamError
 
 
 def _hand_loss(zs: np.ndarray, zt: np.ndarray, y: np.ndarray, alpha: float, tau: float) -> float:
@@ -216,8 +216,8 @@ def test_weights_come_through_the_download_layer_checked_by_their_hash_prefix(lo
 
 
 def test_resnet50_weights_stage_fetches_records_and_refuses_clearly(loopback, tmp_path, monkeypatch):
-    from pipeline.params import load_params
-    from stages import download as stage
+    from pipeline.core.params import load_params
+    from stages import distill as stage
     from tests.conftest import ROOT
 
     blob, _ = _resnet50_weights_bytes()
@@ -233,12 +233,12 @@ def test_resnet50_weights_stage_fetches_records_and_refuses_clearly(loopback, tm
     monkeypatch.delenv("DLREPRO_MIRROR", raising=False)
     monkeypatch.delenv(CHECKSUMS_ENV, raising=False)
     with pytest.raises(DownloadError, match="failed its sha256 check.*distill.teacher.pretrained=false"):
-        stage.resnet50_weights([])
+        stage.weights()
     assert not stage.WEIGHTS_MARKER.exists()
     table = tmp_path / "sums.json"                           # a copy one trusts: its digest named
     table.write_text(json.dumps({official.filename: hashlib.sha256(blob).hexdigest()}))
     monkeypatch.setenv(CHECKSUMS_ENV, str(table))
-    stage.resnet50_weights([])
+    stage.weights()
     marker = json.loads(stage.WEIGHTS_MARKER.read_text())
     assert marker["file"] == official.filename and marker["sha256"] == hashlib.sha256(blob).hexdigest()
     # a file that is not ResNet-50's weights: one line naming it
@@ -250,22 +250,18 @@ def test_resnet50_weights_stage_fetches_records_and_refuses_clearly(loopback, tm
         dm.load_backbone(dm.ResNetTeacher(32), repo / "missing.pth")
 
 
-def test_the_grid_picks_the_best_validation_pair_of_the_current_grid(tmp_path):
-    from stages.train import best_pair
-
-    cfg = dl.DistillConfig(grid=dl.Grid(alpha=(0.5, 0.9), tau=(2.0, 4.0)))
+def test_the_grid_picks_the_best_validation_pair_of_the_current_grid():
+    grid = dl.Grid(alpha=(0.5, 0.9), tau=(2.0, 4.0))
     values = {(0.5, 2.0): 0.40, (0.5, 4.0): 0.55, (0.9, 2.0): 0.55, (0.9, 4.0): 0.30, (0.1, 8.0): 0.99}
-    for (a, t), v in values.items():          # (0.1, 8) is a stale run of an earlier grid
-        (tmp_path / f"alpha{a}_tau{t}.json").write_text(json.dumps({"alpha": a, "tau": t, "val_accuracy": v}))
-    alpha, tau, rows = best_pair(cfg, tmp_path)
-    assert (alpha, tau) == (0.5, 4.0) and len(rows) == 4      # first of the equals, in params order
-    (tmp_path / "alpha0.9_tau4.0.json").unlink()
+    rows = [{"alpha": a, "tau": t, "val_accuracy": v} for (a, t), v in values.items()]  # (0.1, 8): a stale run
+    alpha, tau, picked = dl.best_pair(rows, grid)
+    assert (alpha, tau) == (0.5, 4.0) and len(picked) == 4      # first of the equals, in params order
     with pytest.raises(DataError, match="α=0.9 τ=4"):
-        best_pair(cfg, tmp_path)
+        dl.best_pair([r for r in rows if (r["alpha"], r["tau"]) != (0.9, 4.0)], grid)
 
 
 def test_repeated_grid_values_are_refused():
-    from pipeline.params import parse
+    from pipeline.core.params import parse
 
     with pytest.raises(ParamError, match="distill.grid.tau"):
         parse(dl.DistillConfig, {"grid": {"tau": [2, 2.0]}}, key="distill")

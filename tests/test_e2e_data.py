@@ -14,9 +14,9 @@ import sys
 import pytest
 import torch
 
-from pipeline.download import CHECKSUMS_ENV
-from pipeline.fer import CLASSES
-from pipeline.mnist import FILES
+from pipeline.data.download import CHECKSUMS_ENV
+from pipeline.fer.data import CLASSES
+from pipeline.data.mnist import FILES
 from tests.conftest import LoopbackServer
 from tests.e2e import DATA, REPORTS, copy_repo, mlflow_runs, ran, sh
 from tests.e2e import dvc as _dvc

@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from pipeline.download import CHECKSUMS_ENV
+from pipeline.data.download import CHECKSUMS_ENV
 from tests.conftest import LoopbackServer
 from tests.e2e import COLOURIZE, DISTILL, REPORTS, copy_repo, grid_stages, mlflow_runs, ran, sweep_stages
 from tests.e2e import dvc as _dvc
@@ -147,7 +147,7 @@ def test_a_change_reaches_the_stages_that_read_it(repo, first_repro):
 
 
 def test_colourize_palette_targets_headline_runs_and_sweeps(repo, first_repro, cifar_server):
-    from pipeline import colourize as col
+    from pipeline.colourize import model as col
 
     horses = torch.load(repo / "data/features/colourize/horses.pt")
     labels = torch.from_numpy(cifar_server.labels)

@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import emnist
-from pipeline import emnist_models as em
-from pipeline.engine import Split, evaluate
-from pipeline.errors import DataError, ParamError
-from pipeline.nets import FactorisedConv, Standardize, pixel_statistics
-from pipeline.params import load_params, parse
+from pipeline.emnist import data as emnist
+from pipeline.emnist import models as em
+from pipeline.core.engine import Split, evaluate
+from pipeline.core.errors import DataError, ParamError
+from pipeline.core.nets import FactorisedConv, Standardize, pixel_statistics
+from pipeline.core.params import load_params, parse
 from tests.conftest import ROOT
 
 
@@ -124,7 +124,7 @@ def test_the_kept_model_is_the_epoch_with_the_best_validation_accuracy():
         torch.testing.assert_close(v, out.snapshots[out.best_epoch][k], rtol=0, atol=0)
     pred, rate = em.predict(model, val_x, 64)
     assert float((pred == val_y).float().mean()) == pytest.approx(max(val), abs=1e-6) and rate > 0
-    from pipeline.classification import accuracy, cross_entropy
+    from pipeline.core.scores import accuracy, cross_entropy
     again = evaluate(model, Split(val_x, val_y), cross_entropy, 50, metrics=accuracy)
     assert again["accuracy"] == pytest.approx(max(val), abs=1e-6)
 

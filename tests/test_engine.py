@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.device import autocast_dtype, pick_device, seed_everything
-from pipeline.engine import Split, TrainConfig, evaluate, fit
-from pipeline.errors import DeviceError, TrainingDiverged
+from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.core.engine import Split, TrainConfig, evaluate, fit
+from pipeline.core.errors import DeviceError, TrainingDiverged
 
 
 def _data(n=64, d=5, seed=0):

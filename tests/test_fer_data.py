@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from pipeline import fer
-from pipeline.errors import DataError
+from pipeline.fer import data as fer
+from pipeline.core.errors import DataError
 from tests.conftest import ROOT
 from tests.fixtures import fer_faces, write_fer_csv, write_fer_folders
 
@@ -136,7 +136,7 @@ def _set_source(repo, source: str, sha256: str = "") -> None:
 
 
 def test_download_stage_without_data_says_where_to_get_it(stage_repo):
-    proc = _stage(stage_repo, "stages.download", "fer")
+    proc = _stage(stage_repo, "stages.fer", "download")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: fer: no FER-2013 data.")
@@ -149,19 +149,19 @@ def test_download_stage_fetches_a_url_through_the_download_layer_and_prepares(st
     write_fer_csv(loopback.root / "fer2013.csv", images, labels, USAGE)
     digest = hashlib.sha256((loopback.root / "fer2013.csv").read_bytes()).hexdigest()
     _set_source(stage_repo, f"{loopback.url}/fer2013.csv", "0" * 64)
-    bad = _stage(stage_repo, "stages.download", "fer")
+    bad = _stage(stage_repo, "stages.fer", "download")
     assert bad.returncode == 2 and "failed its sha256 check" in bad.stderr
     assert not (stage_repo / "data/raw/fer").exists()
     _set_source(stage_repo, f"{loopback.url}/fer2013.csv", digest)
-    ok = _stage(stage_repo, "stages.download", "fer")
+    ok = _stage(stage_repo, "stages.fer", "download")
     assert ok.returncode == 0, ok.stderr
     assert (stage_repo / "data/raw/fer/fer2013.csv").read_bytes() == (loopback.root / "fer2013.csv").read_bytes()
     assert json.loads((stage_repo / "data/raw/fer/.source.json").read_text()) == {
         "source": f"{loopback.url}/fer2013.csv", "sha256": digest}
     requests = len(loopback.requests)
-    again = _stage(stage_repo, "stages.download", "fer")
+    again = _stage(stage_repo, "stages.fer", "download")
     assert "nothing to fetch" in again.stdout and len(loopback.requests) == requests
-    prep = _stage(stage_repo, "stages.prepare", "fer")
+    prep = _stage(stage_repo, "stages.fer", "prepare")
     assert prep.returncode == 0, prep.stderr
     data = torch.load(stage_repo / "data/prepared/fer.pt")
     assert data["form"] == "fer2013" and torch.equal(data["test_x"], torch.from_numpy(images[21:]))

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from pipeline.files import atomic_path, atomic_torch_save, file_digest
+from pipeline.core.files import atomic_path, atomic_torch_save, file_digest
 
 
 def test_equal_tensors_saved_twice_are_byte_identical(tmp_path):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.download import RemoteFile, fetch
-from pipeline.errors import DataError, DownloadError
-from pipeline.idx import read_idx, write_idx
-from pipeline.mnist import FILES, SOURCES, fetch_all, prepare
+from pipeline.data.download import RemoteFile, fetch
+from pipeline.core.errors import DataError, DownloadError
+from pipeline.data.idx import read_idx, write_idx
+from pipeline.data.mnist import FILES, SOURCES, fetch_all, prepare
 
 
 def _fixture_set(folder, n_train=12, n_test=5, seed=0) -> dict[str, np.ndarray]:

@@ -8,13 +8,13 @@ import torch
 from sklearn import metrics as skm
 from torch import nn
 
-from pipeline import autoencoder as ae
-from pipeline import batchsize as bs
-from pipeline import classification as cls
-from pipeline.engine import Split, accumulate_gradients, fit, parameter_count
-from pipeline.errors import ParamError
-from pipeline.mnist import flat_unit, to_unit
-from pipeline.params import load_params, parse
+from pipeline.autoencoder import model as ae
+from pipeline.batch_size import study as bs
+from pipeline.core import scores as cls
+from pipeline.core.engine import Split, accumulate_gradients, fit, parameter_count
+from pipeline.core.errors import ParamError
+from pipeline.data.mnist import flat_unit, to_unit
+from pipeline.core.params import load_params, parse
 from tests.conftest import ROOT
 
 
@@ -168,5 +168,5 @@ def test_the_params_file_parses_and_bad_values_are_named():
     with pytest.raises(ParamError, match="batch_size.accumulation.batch: 63 is not a multiple of micro_batch 2"):
         parse(bs.BatchSizeConfig, {**params["batch_size"], "accumulation": {"batch": 63}}, key="batch_size")
     with pytest.raises(ParamError, match="mnist.dataset"):
-        from pipeline.mnist import MnistConfig
+        from pipeline.data.mnist import MnistConfig
         parse(MnistConfig, {"dataset": "kmnist"}, key="mnist")

@@ -9,9 +9,9 @@ import sys
 import pytest
 import yaml
 
-from pipeline.errors import ParamError
-from pipeline.params import load_params, parse
-from pipeline.settings import settings_from
+from pipeline.core.errors import ParamError
+from pipeline.core.params import load_params, parse
+from pipeline.core.settings import settings_from
 from pipeline.superres.config import SuperresConfig
 
 from tests.conftest import ROOT
@@ -42,7 +42,7 @@ def test_theory_section_parses_and_rejects_bad_values(params):
 
 
 def test_separable_section_parses(params):
-    from pipeline.separable import SeparableConfig
+    from pipeline.separable.study import SeparableConfig
 
     cfg = parse(SeparableConfig, params["separable"], "separable")
     assert cfg.centers == ((-1.0, -1.0), (1.0, 1.0)) and cfg.train.epochs == 200 and cfg.hidden == 8
@@ -118,7 +118,7 @@ def test_a_stage_with_a_bad_param_prints_one_line_and_writes_nothing(tmp_path, p
     bad["superres"]["train"]["lr"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(bad))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "stages.features", "superres"], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "stages.superres", "features"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: superres.train.lr: must be greater than 0, got 0.0"
@@ -130,9 +130,12 @@ def test_unknown_experiment_and_variant_are_named(tmp_path, params):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = lambda *a: subprocess.run([sys.executable, "-m", *a], cwd=tmp_path, env=env,  # noqa: E731
                                     capture_output=True, text=True, timeout=120)
-    proc = run("stages.train", "superres", "tiny")
+    proc = run("stages.superres", "train", "tiny")
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: superres.variants.tiny: no such variant; "
                                    "choose one of literal, subpixel, subpixel4x")
-    proc = run("stages.features", "mnist")
-    assert proc.returncode == 2 and "experiment 'mnist' has no stage of this kind" in proc.stderr
+    proc = run("stages.superres", "mnist")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: 'mnist': no such stage here; choose one of features, train, evaluate, report"
+    proc = run("stages.superres", "train")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: train: takes 1 argument(s) (variant), got 0;")

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import separable as sep
-from pipeline.engine import Split, TrainConfig, fit
+from pipeline.separable import study as sep
+from pipeline.core.engine import Split, TrainConfig, fit
 
 
 def _cfg(**kw) -> sep.SeparableConfig:

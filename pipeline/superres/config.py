@@ -5,10 +5,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-from pipeline.engine import TrainConfig
-from pipeline.errors import ParamError
-from pipeline.images import check_name
-from pipeline.params import bounds
+from pipeline.core.engine import TrainConfig
+from pipeline.core.errors import ParamError
+from pipeline.data.photos import check_name
+from pipeline.core.params import bounds
 
 
 @dataclass(frozen=True)

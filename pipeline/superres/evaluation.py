@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from pipeline.imagemetrics import psnr, ssim
+from pipeline.superres.metrics import psnr, ssim
 from pipeline.superres.features import downsample
 from pipeline.superres.models import interpolate, upscale
 

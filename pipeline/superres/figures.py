@@ -77,3 +77,20 @@ def gallery(images: Tensor, names: tuple[str, ...], per_row: int = 5) -> plt.Fig
         _show(ax, img, name.split(":")[-1])
     fig.tight_layout()
     return fig
+
+
+def evaluation_figures(feats: dict, upscaled: dict, result: dict, variants) -> dict[str, plt.Figure]:
+    """The evaluate stage's figures: PSNR bars, and 2x and 4x comparison grids of the training
+    photographs and of the held-out ones."""
+    two = [n for n, v in variants.items() if v.factor == 2]
+    four = [n for n, v in variants.items() if v.factor == 4]
+    out = {"psnr.png": psnr_bars(result)}
+    for set_name, key, names_key in (("train_images", "hr", "names"), ("holdout", "holdout", "holdout_names")):
+        if set_name in upscaled:
+            names, up = feats[names_key], upscaled[set_name]
+            out[f"grid_x2_{set_name}.png"] = comparison_grid(
+                feats[key], up[2], names, 2, ("bicubic", *two), ("bicubic", *two[-1:]))
+            out[f"grid_x4_{set_name}.png"] = comparison_grid(
+                feats[key], up[4], names, 4, ("bicubic", *[f"{n} x2 twice" for n in two[-1:]], *four),
+                ("bicubic", *four[-1:]))
+    return out

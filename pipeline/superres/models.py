@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.nets import mlp_layers
+from pipeline.core.nets import mlp_layers
 from pipeline.superres.features import CENTRE, neighbourhoods, rebuild
 
 

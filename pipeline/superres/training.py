@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from pipeline.engine import FitResult, Split, TrainConfig, evaluate, fit
+from pipeline.core.engine import FitResult, Split, TrainConfig, evaluate, fit
 from pipeline.superres.config import Variant
 from pipeline.superres.features import literal_index, literal_samples
 from pipeline.superres.models import build_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from pipeline.params import bounds
+from pipeline.core.params import bounds
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,11 @@ def dropout_masks(p: float = 0.5) -> plt.Figure:
     fig.suptitle("channels of one sample after dropout (black = zeroed)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def answer_figures(tables: dict, cfg) -> dict[str, plt.Figure]:
+    """The compute stage's figures, by file name."""
+    return {"activations.png": activations(),
+            "hat_approximation.png": hat_approximation(tables["piecewise_linear"], cfg.regions.knots),
+            "gradient_norms.png": gradient_norms(tables["gradient_norms"]),
+            "dropout.png": dropout_masks()}

@@ -1,0 +1,274 @@
+"""The one training engine every experiment uses.
+
+The whole dataset sits on the device; an epoch is a device-side permutation cut
+into index slices. An optimiser step may span several micro-batches (gradient
+accumulation) whose gradients add up to exactly the large batch's. After every
+epoch: validation, a history record, the best state by a named metric, a resume
+checkpoint. The engine knows nothing of files beyond that checkpoint, nor of
+MLflow: the stage passes `on_epoch`.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from pipeline.core.device import autocast
+from pipeline.core.errors import ParamError, TrainingDiverged
+from pipeline.core.files import atomic_torch_save
+from pipeline.core.params import bounds
+
+Prepare = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor]]
+Metrics = Callable[[Tensor, Tensor], dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(metadata=bounds(ge=1))
+    batch_size: int = field(metadata=bounds(ge=1))              # samples per optimiser step
+    lr: float = field(metadata=bounds(gt=0))
+    weight_decay: float = field(default=0.0, metadata=bounds(ge=0))
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    momentum: float = field(default=0.9, metadata=bounds(ge=0, lt=1))  # sgd only
+    schedule: Literal["constant", "cosine"] = "constant"        # per optimiser step
+    accumulate: int = field(default=1, metadata=bounds(ge=1))   # micro-batches per step
+    monitor: str = "val_loss"       # history key picking the best epoch; "last" keeps the final one
+    mode: Literal["min", "max"] = "min"
+
+    def validate(self, key: str) -> None:
+        if not (self.monitor in ("train_loss", "last") or self.monitor.startswith("val_")):
+            raise ParamError(f"{key}.monitor: {self.monitor!r} is not a history key; use train_loss, "
+                             "val_loss, val_<metric> or last")
+        if self.accumulate > self.batch_size:
+            raise ParamError(f"{key}.accumulate: {self.accumulate} micro-batches cannot split a batch of "
+                             f"{self.batch_size}; use at most batch_size")
+
+
+@dataclass
+class Split:
+    """Inputs and targets of one split, already on the training device."""
+    inputs: Tensor
+    targets: Tensor
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_state: dict[str, Tensor]
+    best_epoch: int
+    best_value: float
+    resumed_from: int = 0          # epochs already done when this call started
+    snapshots: dict[int, dict[str, Tensor]] = field(default_factory=dict)   # epoch -> CPU state
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+Groups = list[tuple[list[nn.Parameter], float]]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, groups: Groups | None = None) -> torch.optim.Optimizer:
+    """cfg's optimiser over the trainable parameters; `groups` (parameters, learning-rate factor)
+    gives parts of the model their own learning rate, cfg.lr × factor (fine-tuning a backbone)."""
+    if groups is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:
+        params = [{"params": [p for p in ps if p.requires_grad], "lr": cfg.lr * factor} for ps, factor in groups]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cfg: TrainConfig, *,
+        seed: int = 0, prepare: Prepare | None = None, metrics: Metrics | None = None,
+        amp_dtype: torch.dtype | None = None, on_epoch: Callable[[dict], None] | None = None,
+        resume_dir: Path | None = None, progress: bool | None = None,
+        watch: dict[str, Split] | None = None, snapshot_epochs: tuple[int, ...] = (),
+        groups: Groups | None = None) -> FitResult:
+    """Train `model` for cfg.epochs. History records per epoch: train_loss (and train_<metric>,
+    running means over the epoch), val_* on `val`, <name>_* on each `watch` split (reported, never
+    used for choosing), step (optimiser steps so far), elapsed_seconds (training time so far,
+    evaluation excluded). `snapshot_epochs`: 1-based epochs whose weights are kept; `groups`: see
+    make_optimizer (the history's lr is the last group's)."""
+    device = train.inputs.device
+    prepare = prepare or (lambda x, y, training: (x, y))
+    opt = make_optimizer(model, cfg, groups)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    sched = _scheduler(opt, cfg, steps_per_epoch)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    state = {"epoch": 0, "history": [], "best_state": None, "best_epoch": 0, "snapshots": {},
+             "best_value": math.inf if cfg.mode == "min" else -math.inf}
+    ckpt = resume_dir / "last.pt" if resume_dir else None
+    if ckpt is not None and ckpt.exists():
+        state = _load_resume(ckpt, model, opt, sched, gen, device)
+    start = state["epoch"]
+    bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, unit="epoch",
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    for epoch in bar:
+        model.train()
+        t0 = time.perf_counter()
+        record = {"epoch": epoch + 1,
+                  **_train_epoch(model, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch, metrics)}
+        train_seconds = time.perf_counter() - t0
+        for name, split in {"val": val, **(watch or {})}.items():
+            if split is not None:
+                record.update(evaluate(model, split, loss_fn, cfg.batch_size, prepare, metrics, amp_dtype,
+                                       f"{name}_"))
+        seconds = time.perf_counter() - t0
+        previous = state["history"][-1] if state["history"] else {"step": 0, "elapsed_seconds": 0.0}
+        record.update(lr=opt.param_groups[-1]["lr"], step=previous["step"] + steps_per_epoch,
+                      elapsed_seconds=previous["elapsed_seconds"] + train_seconds, epoch_seconds=seconds,
+                      samples_per_second=len(train) / train_seconds)
+        value = _monitored(record, cfg)
+        if cfg.monitor == "last" or _better(value, state["best_value"], cfg.mode) or state["best_state"] is None:
+            state.update(best_value=value, best_epoch=epoch + 1, best_state=_cpu_state(model))
+        if epoch + 1 in snapshot_epochs:
+            state["snapshots"][epoch + 1] = _cpu_state(model)
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        if ckpt is not None:
+            _save_resume(ckpt, state, model, opt, sched, gen)
+        if on_epoch is not None:
+            on_epoch(record)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
+    if ckpt is not None:            # finished: the stage writes the outputs; nothing left to resume
+        ckpt.unlink(missing_ok=True)
+        if not any(ckpt.parent.iterdir()):
+            ckpt.parent.rmdir()
+    return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start,
+                     state["snapshots"])
+
+
+def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen, prepare, amp_dtype,
+                 epoch: int, metrics: Metrics | None) -> dict[str, float]:
+    """One pass over `data`; the running mean loss (and metrics) of the batches as trained on."""
+    n = len(data)
+    perm = torch.randperm(n, device=data.inputs.device, generator=gen)
+    total = torch.zeros((), device=data.inputs.device)
+    sums: dict[str, Tensor] = {}
+    for step, start in enumerate(range(0, n, cfg.batch_size)):
+        opt.zero_grad(set_to_none=True)
+        loss_sum, metric_sums = accumulate_gradients(model, data, perm[start:start + cfg.batch_size], loss_fn,
+                                                     cfg.accumulate, prepare, amp_dtype, metrics)
+        total += loss_sum
+        for k, v in metric_sums.items():
+            sums[k] = sums.get(k, 0) + v
+        opt.step()
+        if sched is not None:
+            sched.step()
+        if step % 50 == 49 and not torch.isfinite(total):
+            _diverged(total, epoch, step, cfg)
+    mean = (total / n).item()
+    if not math.isfinite(mean):
+        _diverged(total, epoch, math.ceil(n / cfg.batch_size) - 1, cfg)
+    return {"train_loss": mean, **{f"train_{k}": (v / n).item() for k, v in sums.items()}}
+
+
+def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, parts: int,
+                         prepare: Prepare | None = None, amp_dtype=None, metrics: Metrics | None = None,
+                         ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Add to .grad the gradient of the mean loss over data[idx], computed in `parts` micro-batches
+    (only one micro-batch's activations are alive at a time). Returns the summed loss and metric
+    sums (per sample, not yet divided), as device tensors: no host sync."""
+    prepare = prepare or (lambda x, y, training: (x, y))
+    total = torch.zeros((), device=idx.device)
+    sums: dict[str, Tensor] = {}
+    for micro in idx.tensor_split(min(parts, len(idx))):
+        x, y = prepare(data.inputs[micro], data.targets[micro], True)
+        with autocast(x.device, amp_dtype):
+            out = model(x)
+            loss = loss_fn(out, y)
+        # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
+        (loss * (len(micro) / len(idx))).backward()
+        total += loss.detach().float() * len(micro)
+        if metrics is not None:
+            with torch.no_grad():
+                for k, v in metrics(out.detach().float(), y).items():
+                    sums[k] = sums.get(k, 0) + v.float() * len(micro)
+    return total, sums
+
+
+def _diverged(total: Tensor, epoch: int, step: int, cfg: TrainConfig):
+    raise TrainingDiverged(f"training loss became {total.item()} at epoch {epoch + 1}, step {step + 1}: "
+                           f"lower the learning rate (now {cfg.lr:g}) or check the inputs for NaN")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Split, loss_fn, batch_size: int, prepare: Prepare | None = None,
+             metrics: Metrics | None = None, amp_dtype=None, prefix: str = "") -> dict[str, float]:
+    """Mean loss (and metrics) over a whole split."""
+    prepare = prepare or (lambda x, y, training: (x, y))
+    model.eval()
+    outs, targets = [], []
+    for start in range(0, len(data), batch_size):
+        x, y = prepare(data.inputs[start:start + batch_size], data.targets[start:start + batch_size], False)
+        with autocast(x.device, amp_dtype):
+            outs.append(model(x).float())
+        targets.append(y)
+    out, tgt = torch.cat(outs), torch.cat(targets)
+    result = {"loss": loss_fn(out, tgt)}
+    if metrics is not None:
+        result.update(metrics(out, tgt))
+    return {prefix + k: float(v) for k, v in result.items()}
+
+
+def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.schedule == "constant":
+        return None
+    total = cfg.epochs * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+
+
+def _monitored(record: dict, cfg: TrainConfig) -> float:
+    if cfg.monitor == "last":
+        return float(record["epoch"])
+    if cfg.monitor not in record:
+        raise ParamError(f"monitor: {cfg.monitor!r} is not in the training history; "
+                         f"choose one of {', '.join(k for k in record if k != 'epoch')}")
+    return record[cfg.monitor]
+
+
+def _better(value: float, best: float, mode: str) -> bool:
+    return value < best if mode == "min" else value > best
+
+
+def _save_resume(path: Path, state: dict, model, opt, sched, gen) -> None:
+    atomic_torch_save({
+        **state, "model": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }, path)
+
+
+def _load_resume(path: Path, model, opt, sched, gen, device) -> dict:
+    blob = torch.load(path, map_location=device, weights_only=False)
+    model.load_state_dict(blob["model"])
+    opt.load_state_dict(blob["optimizer"])
+    if sched is not None and blob["scheduler"] is not None:
+        sched.load_state_dict(blob["scheduler"])
+    gen.set_state(blob["generator"].cpu())
+    torch.set_rng_state(blob["torch_rng"].cpu())
+    if blob["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in blob["cuda_rng"]])
+    best = blob["best_state"]
+    return {"epoch": blob["epoch"], "history": blob["history"], "best_epoch": blob["best_epoch"],
+            "best_value": blob["best_value"],
+            "snapshots": {e: {k: v.cpu() for k, v in st.items()} for e, st in blob["snapshots"].items()},
+            "best_state": {k: v.cpu() for k, v in best.items()} if best is not None else None}

@@ -1,0 +1,295 @@
+"""distill — knowledge distillation from ResNet-50 to MobileNetV2 on CIFAR-10:
+`python -m stages.distill <stage>`.
+
+weights: torchvision's ImageNet ResNet-50 file; features: the frozen backbone's features of every
+image; teacher: (a) its new linear layer; logits: the teacher's logits for every stored view;
+grid <alpha> <tau>: one short run of (b)'s α × τ grid; student: (b) with the grid's best pair;
+scratch: (c) the same student without a teacher; finetune: (d) the whole ResNet-50; report.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.distill.recipe import DistillConfig
+from stages.common import begin, load_tensors, main
+
+RAW = Path("data/raw/resnet50")
+WEIGHTS_MARKER = RAW / "weights.json"
+FEATURES, LOGITS = Path("data/features/distill/backbone.pt"), Path("data/features/distill/teacher_logits.pt")
+MODELS, METRICS, PLOTS, FIGURES = Path("models/distill"), Path("metrics/distill"), Path("plots/distill"), Path("figures/distill")
+GRID_METRICS, GRID_PLOTS = METRICS / "grid", PLOTS / "grid"
+
+
+def weights() -> None:
+    """The weights file distill.teacher.weights names, fetched and checked like data (nothing
+    when distill.teacher.pretrained is false); weights.json records what the teacher is to use."""
+    from pipeline.core.errors import DownloadError
+    from pipeline.core.files import file_digest
+    from pipeline.data.download import fetch, mirror_setting
+    from pipeline.distill.models import weights_remote
+
+    st = begin("resnet50_weights", "distill", DistillConfig, device=False)
+    teacher = st.cfg.teacher
+    if not teacher.pretrained:
+        RAW.mkdir(parents=True, exist_ok=True)
+        st.write_json({"weights": None, "pretrained": False}, WEIGHTS_MARKER)
+        st.done("distill.teacher.pretrained is false: no weights fetched; the teacher starts from random weights")
+        return
+    remote = weights_remote(teacher.weights)
+    try:
+        path = fetch(remote, RAW / remote.filename, mirror_setting(st.settings.data.mirror))
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}; or run distill without them: "
+                            "`dvc exp run -S distill.teacher.pretrained=false`") from None
+    st.write_json({"weights": teacher.weights, "pretrained": True, "file": path.name, "url": remote.url,
+                   "sha256": file_digest(path)}, WEIGHTS_MARKER)
+    st.done(f"{teacher.weights} weights {path} verified ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _images(st) -> dict:
+    from pipeline.data import cifar10
+    from pipeline.distill.recipe import split_images
+
+    return split_images(load_tensors(cifar10.PREPARED), st.cfg.data, st.seed, st.device)
+
+
+def _teacher(st, frozen: bool = True):
+    """The teacher with the backbone weights weights.json names (random ones when
+    distill.teacher.pretrained is false)."""
+    from pipeline.core.errors import DataError
+    from pipeline.distill.models import teacher_net
+    from stages.common import read_json
+
+    t = st.cfg.teacher
+    path = None
+    if t.pretrained:
+        marker = read_json(WEIGHTS_MARKER) if WEIGHTS_MARKER.exists() else {}
+        if marker.get("weights") != t.weights:
+            raise DataError(f"{RAW}: no {t.weights} weights recorded; run `dvc repro resnet50_weights` first "
+                            "(or set distill.teacher.pretrained: false)")
+        path = RAW / marker["file"]
+    return teacher_net(t.resize, path, st.device, frozen)
+
+
+def features() -> None:
+    """The frozen backbone's 2048 features of every image of the three splits, computed once."""
+    from pipeline.distill.models import batched, throughput
+
+    st = begin("distill_features", "distill", DistillConfig)
+    cfg = st.cfg
+    images = _images(st)
+    teacher = _teacher(st).eval()
+    out = {"resize": cfg.teacher.resize, "pretrained": cfg.teacher.pretrained,
+           "weights": cfg.teacher.weights if cfg.teacher.pretrained else None, "classes": images["classes"]}
+    for name, (x, y) in images["splits"].items():
+        out[name] = batched(teacher.features, x, cfg.teacher.batch, st.amp).half().cpu()
+        out[f"{name}_y"] = y.cpu()
+    test_x = images["splits"]["test"][0]
+    out["images_per_second"] = throughput(teacher, test_x[:cfg.teacher.batch * 4], cfg.teacher.batch, st.amp)
+    st.save(out, FEATURES)
+    source = f"pretrained {cfg.teacher.weights}" if cfg.teacher.pretrained else "random weights"
+    st.done(f"{', '.join(f'{k} {tuple(out[k].shape)}' for k in ('train', 'val', 'test'))} at "
+            f"{cfg.teacher.resize}px ({source}), teacher {out['images_per_second']:,.0f} images/s on {st.device} "
+            f"-> {FEATURES}")
+
+
+def _record(st, tracker, name: str, metrics: dict, out, metrics_dir: Path = METRICS, plots_dir: Path = PLOTS) -> None:
+    st.write_json(metrics, metrics_dir / f"{name}.json")
+    st.write_csv(out.history, plots_dir / f"{name}.csv")
+    tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    tracker.log_artifact(plots_dir / f"{name}.csv")
+
+
+def _scores(st, tracker, name: str, model_fn, test, classes, batch: int, amp, title: str) -> dict:
+    """Test metrics of one run, its per-class table, dvc confusion data and figure."""
+    from pipeline.distill.models import batched
+    from stages.scoring import score_predictions
+
+    pred = batched(model_fn, test.inputs, batch, amp).argmax(1)
+    return score_predictions(st, tracker, test.targets, pred, classes, per_class=PLOTS / f"{name}_per_class.csv",
+                             table=PLOTS / f"{name}_confusion.csv", figure=FIGURES / f"confusion_{name}.png",
+                             title=title)
+
+
+def teacher() -> None:
+    """(a) The new 10-class layer on the frozen backbone's features."""
+    from pipeline.core.engine import Split, parameter_count
+    from pipeline.distill.models import FEATURES as WIDTH
+    from pipeline.distill.models import ResNetTeacher, train_head
+    from stages.common import fit_summary
+
+    st = begin("distill_teacher", "distill", DistillConfig)
+    cfg = st.cfg
+    feats = load_tensors(FEATURES)
+    splits = {k: Split(feats[k].float().to(st.device), feats[f"{k}_y"].to(st.device)) for k in ("train", "val", "test")}
+    classes = feats["classes"]
+    with st.tracked(st.params(head=cfg.head, teacher=cfg.teacher,
+                              **{f"{k}_samples": len(v) for k, v in splits.items()})) as tracker:
+        head, out = train_head(splits, cfg.head, seed=st.seed, classes=len(classes), on_epoch=tracker.log_epoch)
+        metrics = {**_scores(st, tracker, "teacher", head, splits["test"], classes, cfg.eval_batch, None,
+                             "teacher (a), linear layer on frozen ResNet-50"),
+                   **fit_summary(out), "parameters": parameter_count(ResNetTeacher(cfg.teacher.resize)),
+                   "trained_parameters": parameter_count(head),
+                   "inference_samples_per_second": round(feats["images_per_second"]), "resize": cfg.teacher.resize,
+                   "pretrained": feats["pretrained"], "features": WIDTH}
+        st.save({"head": {k: v.cpu() for k, v in head.state_dict().items()}, "resize": feats["resize"],
+                 "pretrained": feats["pretrained"], "weights": feats["weights"], "classes": classes},
+                MODELS / "teacher.pt")
+        _record(st, tracker, "teacher", metrics, out)
+    st.done(f"test accuracy {metrics['test_accuracy']:.4f} with a linear layer on "
+            f"{'pretrained' if feats['pretrained'] else 'RANDOM (not pretrained)'} ResNet-50 features, best epoch "
+            f"{out.best_epoch}")
+
+
+def logits() -> None:
+    """The trained teacher's logits for every stored view of every training image (the student's
+    soft targets), so no student step runs ResNet-50."""
+    from pipeline.distill.models import view_logits
+    from pipeline.distill.recipe import make_views
+
+    st = begin("distill_logits", "distill", DistillConfig)
+    cfg = st.cfg
+    x, y = _images(st)["splits"]["train"]
+    net = _teacher(st)
+    net.head.load_state_dict(load_tensors(MODELS / "teacher.pt")["head"])
+    views = make_views(len(x), cfg.views, st.seed)
+    out = view_logits(net, x, views.to(st.device), cfg.teacher.batch, st.amp).cpu()
+    agree = float((out[:, 0].argmax(1) == y.cpu()).float().mean())
+    st.save({"logits": out, "views": views, "labels": y.cpu()}, LOGITS)
+    st.done(f"{tuple(out.shape)} (images, views, classes); the teacher is right on {100 * agree:.2f} % of the "
+            f"training images -> {LOGITS}")
+
+
+def _student(st, name: str, alpha: float, tau: float, with_teacher: bool, epochs: int | None = None,
+             title: str | None = None, extra: dict | None = None) -> dict:
+    """Train one student; with a `title` (the full-length runs) score it on test, measure its
+    inference speed and save it; without (a grid run) keep only its metrics and curves."""
+    from pipeline.core.engine import parameter_count
+    from pipeline.data import cifar10
+    from pipeline.distill.models import throughput, train_student
+    from pipeline.distill.recipe import make_views, student_data
+    from stages.common import fit_summary
+
+    cfg = st.cfg
+    images = _images(st)
+    views = make_views(len(images["splits"]["train"][0]), cfg.views, st.seed)
+    data = student_data(images, views, load_tensors(LOGITS) if with_teacher else None, str(LOGITS))
+    params = st.params(student=cfg.student, views=cfg.views, alpha=alpha, tau=tau,
+                       epochs=epochs or cfg.student.train.epochs, teacher=with_teacher,
+                       **{f"{k}_samples": len(data[k]) for k in ("train", "val", "test")})
+    resume = st.resume((st.settings, cfg.student, cfg.views, cfg.data, alpha, tau, epochs),
+                       (cifar10.PREPARED, LOGITS) if with_teacher else (cifar10.PREPARED,))
+    with st.tracked(params) as tracker:
+        model, out = train_student(data, data["views"], data["logits"], alpha, tau, cfg.student.train,
+                                   width=cfg.student.width, dropout=cfg.student.dropout, seed=st.seed,
+                                   classes=len(data["classes"]), epochs=epochs, amp_dtype=st.amp,
+                                   on_epoch=tracker.log_epoch, resume_dir=resume)
+        metrics = {**fit_summary(out), "alpha": alpha, "tau": tau, **(extra or {})}
+        if title is None:
+            metrics.update(test_accuracy_at_best=out.history[out.best_epoch - 1]["test_accuracy"])
+            _record(st, tracker, name, metrics, out, GRID_METRICS, GRID_PLOTS)
+            return metrics
+        model.eval()
+        test = data["test"]
+        metrics.update(_scores(st, tracker, name, model, test, data["classes"], cfg.eval_batch, st.amp, title))
+        metrics.update(parameters=parameter_count(model), inference_samples_per_second=round(
+            throughput(model, test.inputs, cfg.eval_batch, st.amp)))
+        st.save({"state_dict": out.best_state, "width": cfg.student.width, "dropout": cfg.student.dropout,
+                 "alpha": alpha, "tau": tau, "classes": data["classes"]}, MODELS / f"{name}.pt")
+        _record(st, tracker, name, metrics, out)
+    return metrics
+
+
+def grid(alpha: str, tau: str) -> None:
+    """One short run of the α × τ grid (dvc.yaml matrix); only its validation accuracy is used.
+    Its files are named by the values as dvc.yaml writes them: alpha<α>_tau<τ>."""
+    from pipeline.core.errors import ParamError
+
+    st = begin(f"distill_grid@{alpha}-{tau}", "distill", DistillConfig)
+    g = st.cfg.grid
+    try:
+        a, t = float(alpha), float(tau)
+    except ValueError:
+        raise ParamError(f"distill grid: {alpha!r} {tau!r} are not two numbers (alpha tau)") from None
+    if a not in g.alpha or t not in g.tau:
+        raise ParamError(f"distill grid {a:g} {t:g}: not in distill.grid.alpha {list(g.alpha)} × "
+                         f"distill.grid.tau {list(g.tau)}")
+    m = _student(st, f"alpha{alpha}_tau{tau}", a, t, with_teacher=True, epochs=g.epochs)
+    st.done(f"α={a:g} τ={t:g}: val accuracy {m['val_accuracy']:.4f} after {g.epochs} epochs")
+
+
+def student() -> None:
+    """(b) The full-length distilled student with the grid's best α and τ."""
+    from pipeline.distill.recipe import best_pair
+    from stages.common import read_json
+
+    st = begin("distill_student", "distill", DistillConfig)
+    rows = [read_json(p) for p in sorted(GRID_METRICS.glob("*.json"))] if GRID_METRICS.is_dir() else []
+    alpha, tau, rows = best_pair(rows, st.cfg.grid, str(GRID_METRICS))
+    m = _student(st, "student", alpha, tau, with_teacher=True, title=f"student (b), distilled, α={alpha:g} τ={tau:g}",
+                 extra={"grid_runs": len(rows)})
+    st.done(f"α={alpha:g} τ={tau:g} (best of {len(rows)} grid runs), test accuracy {m['test_accuracy']:.4f}, "
+            f"best epoch {m['best_epoch']}")
+
+
+def scratch() -> None:
+    """(c) The same student and schedule, no teacher: plain cross-entropy (α = 1)."""
+    st = begin("distill_scratch", "distill", DistillConfig)
+    m = _student(st, "scratch", 1.0, 1.0, with_teacher=False, title="student (c), no teacher")
+    st.done(f"test accuracy {m['test_accuracy']:.4f}, best epoch {m['best_epoch']}")
+
+
+def finetune() -> None:
+    """(d) The whole ResNet-50 fine-tuned, its backbone at a lower learning rate."""
+    import torch
+
+    from pipeline.core.engine import Split, parameter_count
+    from pipeline.data import cifar10
+    from pipeline.distill.models import throughput, train_finetune
+    from stages.common import fit_summary
+
+    st = begin("distill_finetune", "distill", DistillConfig)
+    cfg = st.cfg
+    images = _images(st)
+    data = {k: Split(*v) for k, v in images["splits"].items()}
+    net = _teacher(st, frozen=False)
+    torch.manual_seed(st.seed)
+    net.head.reset_parameters()
+    params = st.params(finetune=cfg.finetune, teacher=cfg.teacher, views=cfg.views,
+                       **{f"{k}_samples": len(v) for k, v in data.items()})
+    resume = st.resume((st.settings, cfg.finetune, cfg.teacher, cfg.views, cfg.data), (cifar10.PREPARED,))
+    with st.tracked(params) as tracker:
+        out = train_finetune(net, data, cfg.finetune.train, cfg.finetune.backbone_lr, cfg.views, seed=st.seed,
+                             amp_dtype=st.amp, on_epoch=tracker.log_epoch, resume_dir=resume)
+        net.eval()
+        test = data["test"]
+        metrics = {**_scores(st, tracker, "finetune", net, test, images["classes"], cfg.teacher.batch, st.amp,
+                             "ResNet-50 fine-tuned (d)"),
+                   **fit_summary(out), "parameters": parameter_count(net), "resize": cfg.teacher.resize,
+                   "pretrained": cfg.teacher.pretrained, "backbone_lr": cfg.finetune.train.lr * cfg.finetune.backbone_lr,
+                   "inference_samples_per_second": round(throughput(net, test.inputs[:cfg.teacher.batch * 4],
+                                                                    cfg.teacher.batch, st.amp))}
+        st.save({"state_dict": out.best_state, "resize": cfg.teacher.resize, "classes": images["classes"]},
+                MODELS / "finetune.pt")
+        _record(st, tracker, "finetune", metrics, out)
+    st.done(f"test accuracy {metrics['test_accuracy']:.4f}, best epoch {out.best_epoch}")
+
+
+def report() -> None:
+    """The grid as configured; a teacher without ImageNet weights is said on the first line."""
+    from pipeline.core.params import load_params, parse
+    from stages.common import read_json
+    from stages.report import render_report
+
+    cfg = parse(DistillConfig, load_params().get("distill", {}), key="distill")
+    runs = [read_json(p) for p in (METRICS / "teacher.json", METRICS / "finetune.json") if p.exists()]
+    preface = None if all(r.get("pretrained", True) for r in runs) else (
+        "> **Made without pretrained weights** (`distill.teacher.pretrained: false`): the ResNet-50 teacher started "
+        "from random weights, so (a), (b) and (d) show the pipeline working, not what ImageNet features give. Set "
+        "it to true and run `dvc repro` for the real comparison.")
+    render_report("distill", {"alpha": list(cfg.grid.alpha), "tau": list(cfg.grid.tau)}, preface)
+
+
+if __name__ == "__main__":
+    main(__doc__, {"weights": weights, "features": features, "teacher": teacher, "logits": logits, "grid": grid,
+                   "student": student, "scratch": scratch, "finetune": finetune, "report": report})
