@@ -1,5 +1,5 @@
 # Quick start (see README):  make repro   - set up .venv/ and run the whole pipeline (dvc repro)
-#                            make test    - set up .venv/ and run the test suite
+#                            make test    - set up .venv/ and run the test suite (make test-unit: no e2e)
 PYTHON     ?= python3
 VENV       := .venv
 BIN        := $(VENV)/bin
@@ -8,13 +8,17 @@ UV_VERSION := 0.13.9
 # Stage commands in dvc.yaml say `python`: make it the environment's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test env lock clean
+.PHONY: repro test test-unit env lock clean
 
 repro: env
 	$(BIN)/dvc repro --keep-going
 
 test: env
 	$(BIN)/python -m pytest
+
+# The unit tier: everything but the end-to-end runs of dvc on repository copies (marker e2e).
+test-unit: env
+	$(BIN)/python -m pytest -m "not e2e and not slow and not gpu"
 
 env: $(VENV)/.installed
 

@@ -18,8 +18,9 @@ from benchmarks.common import device_label, training_rate
 from pipeline.colourize import model as col
 from pipeline.colourize.config import ColourizeConfig
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.core.engine import Split, fit
+from pipeline.core.engine import fit
 from pipeline.core.params import load_params, parse
+from pipeline.core.split import Split
 
 HORSES = 5_000
 

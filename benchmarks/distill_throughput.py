@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import device_label, timed, training_rate
-from pipeline.distill import models as dm
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.distill.recipe import DistillConfig, crop_flip, make_views
-from pipeline.core.engine import Split, fit
+from pipeline.core.engine import fit
 from pipeline.core.params import load_params, parse
+from pipeline.core.split import Split
+from pipeline.distill import models as dm
+from pipeline.distill.recipe import DistillConfig, crop_flip, make_views
 
 
 def main() -> None:
@@ -59,12 +60,12 @@ def main() -> None:
 
     logits = torch.randn(n, cfg.views.count, 10, generator=g).to(device)
     sched = cfg.student.train
-    tc = dataclasses.replace(sched.train_config(args.epochs + 1), monitor="train_loss")
+    tc = dataclasses.replace(sched.train_config(epochs=args.epochs + 1), monitor="train_loss")
     result = fit(student, Split(x, torch.arange(n, device=device)), None, dm.student_loss(0.5, 4.0), tc,
                  prepare=dm.ViewBatches(views, y, logits, 0), amp_dtype=amp, progress=False)
     print(f"student training      {training_rate(result.history, n):14,.0f} images/s   (distillation loss, stored views)")
 
-    tc = dataclasses.replace(cfg.finetune.train.train_config(args.epochs + 1), monitor="train_loss")
+    tc = dataclasses.replace(cfg.finetune.train.train_config(epochs=args.epochs + 1), monitor="train_loss")
     result = fit(teacher, Split(x, y), None, F.cross_entropy, tc, prepare=dm.RandomViews(cfg.views, device, 0),
                  amp_dtype=amp, progress=False, groups=teacher.groups(cfg.finetune.backbone_lr))
     print(f"teacher fine-tuning   {training_rate(result.history, n):14,.0f} images/s   (whole ResNet-50)")

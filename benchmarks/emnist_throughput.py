@@ -15,12 +15,13 @@ import time
 import torch
 
 from benchmarks.common import device_label, training_rate
-from pipeline.core.scores import cross_entropy
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.core.engine import fit
+from pipeline.core.params import load_params, parse
+from pipeline.core.scores import cross_entropy
+from pipeline.core.split import Split
 from pipeline.emnist.data import N_CLASSES, EmnistConfig
 from pipeline.emnist.models import MODELS, build, parameter_counts, predict
-from pipeline.core.engine import Split, fit
-from pipeline.core.params import load_params, parse
 
 
 def measure(name: str, cfg: EmnistConfig, device: torch.device, n: int, epochs: int) -> tuple[float, float]:

@@ -15,7 +15,9 @@ from torch import nn
 
 from benchmarks.common import device_label
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.core.engine import Split, TrainConfig, fit
+from pipeline.core.engine import fit
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.split import Split
 from pipeline.superres.models import build_model
 from pipeline.superres.training import to_unit
 

@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import device_label, timed, training_rate
+from pipeline.core.device import autocast_dtype, pick_device, seed_everything
+from pipeline.core.engine import fit
+from pipeline.core.params import load_params, parse
+from pipeline.core.split import Split
 from pipeline.fer import demo as fer_demo
 from pipeline.fer import model as fm
-from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.core.engine import Split, fit
 from pipeline.fer.data import CLASSES, FerConfig
-from pipeline.core.params import load_params, parse
 
 
 def main() -> None:
@@ -57,8 +58,8 @@ def main() -> None:
         seconds = timed(lambda: fm.probabilities(model, x, cfg.train.eval_batch, tta, amp), device, repeat=2)
         print(f"inference{' + mirror' if tta else '         '} {n / seconds:14,.0f} faces/s")
 
-    from skimage import data as skdata
     import cv2
+    from skimage import data as skdata
 
     frame = cv2.resize(np.ascontiguousarray(skdata.astronaut()[..., ::-1]), (480, 480))
     frame = np.pad(frame, ((0, 0), (80, 80), (0, 0)))                      # 640×480

@@ -20,8 +20,8 @@ import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
-from pipeline.autoencoder import model as ae
 from pipeline.autoencoder import figures as mf
+from pipeline.autoencoder import model as ae
 from pipeline.report import show
 
 root = Path(root)

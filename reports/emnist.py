@@ -22,10 +22,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from pipeline.emnist import models as em
-from pipeline.emnist import figures as mf
-from pipeline.report import show
 from pipeline.core.params import parse
+from pipeline.emnist import figures as mf
+from pipeline.emnist import models as em
+from pipeline.report import show
 
 root = Path(root)
 mlp_cfg, cnn_cfg = parse(em.MlpConfig, mlp, "emnist.mlp"), parse(em.CnnConfig, cnn, "emnist.cnn")

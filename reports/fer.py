@@ -14,11 +14,11 @@ root = "."
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
-import matplotlib.pyplot as plt
 
 from pipeline.fer import demo as fer_demo
 from pipeline.fer import model as fm

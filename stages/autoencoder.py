@@ -31,8 +31,9 @@ def train() -> None:
 
     from pipeline.autoencoder import model as ae
     from pipeline.autoencoder.figures import train_figures
-    from pipeline.core.engine import Split, fit, parameter_count
+    from pipeline.core.engine import fit, parameter_count
     from pipeline.core.params import flatten, to_dict
+    from pipeline.core.split import Split
     from pipeline.data.mnist import to_unit
 
     st = begin("autoencoder_train", "autoencoder", AutoencoderConfig)
@@ -89,9 +90,10 @@ def classify(variant: str) -> None:
     from pipeline.autoencoder import model as ae
     from pipeline.core import figures
     from pipeline.core import scores as sc
-    from pipeline.core.engine import Split, fit, parameter_count
+    from pipeline.core.engine import fit, parameter_count
     from pipeline.core.errors import ParamError
     from pipeline.core.params import flatten, to_dict
+    from pipeline.core.split import Split
 
     st = begin(f"autoencoder_classify@{variant}", "autoencoder", AutoencoderConfig)
     if variant not in ae.VARIANTS:

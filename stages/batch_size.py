@@ -36,7 +36,7 @@ def train(size: str) -> None:
     size = int(size)
     train_split, test, data = _mnist(st, cfg)
     model = study.MLP(cfg.hidden).to(st.device)
-    schedule = cfg.train_config(size)
+    schedule = cfg.train_config(batch_size=size)
     params = flatten({"batch_size": size, **to_dict(schedule), "hidden": cfg.hidden, "dataset": data["dataset"],
                       "train_samples": len(train_split), "device": str(st.device)})
     with st.tracked(params) as tracker:

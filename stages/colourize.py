@@ -57,8 +57,9 @@ def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
     from pipeline.colourize import model as col
     from pipeline.colourize.figures import colourised
     from pipeline.colourize.train import train_run
-    from pipeline.core.engine import Split, parameter_count
+    from pipeline.core.engine import parameter_count
     from pipeline.core.params import flatten, to_dict
+    from pipeline.core.split import Split
 
     data = load_tensors(HORSES)
     train_split = Split(data["train_x"].to(st.device), data["train_y"].to(st.device))

@@ -29,21 +29,21 @@ def weights() -> None:
     from pipeline.distill.models import weights_remote
 
     st = begin("resnet50_weights", "distill", DistillConfig, device=False)
-    teacher = st.cfg.teacher
-    if not teacher.pretrained:
+    wanted = st.cfg.teacher
+    if not wanted.pretrained:
         RAW.mkdir(parents=True, exist_ok=True)
         st.write_json({"weights": None, "pretrained": False}, WEIGHTS_MARKER)
         st.done("distill.teacher.pretrained is false: no weights fetched; the teacher starts from random weights")
         return
-    remote = weights_remote(teacher.weights)
+    remote = weights_remote(wanted.weights)
     try:
         path = fetch(remote, RAW / remote.filename, mirror_setting(st.settings.data.mirror))
     except DownloadError as exc:
         raise DownloadError(f"{exc}; or run distill without them: "
                             "`dvc exp run -S distill.teacher.pretrained=false`") from None
-    st.write_json({"weights": teacher.weights, "pretrained": True, "file": path.name, "url": remote.url,
+    st.write_json({"weights": wanted.weights, "pretrained": True, "file": path.name, "url": remote.url,
                    "sha256": file_digest(path)}, WEIGHTS_MARKER)
-    st.done(f"{teacher.weights} weights {path} verified ({path.stat().st_size / 1e6:.1f} MB)")
+    st.done(f"{wanted.weights} weights {path} verified ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def _images(st) -> dict:
@@ -78,14 +78,14 @@ def features() -> None:
     st = begin("distill_features", "distill", DistillConfig)
     cfg = st.cfg
     images = _images(st)
-    teacher = _teacher(st).eval()
+    net = _teacher(st).eval()
     out = {"resize": cfg.teacher.resize, "pretrained": cfg.teacher.pretrained,
            "weights": cfg.teacher.weights if cfg.teacher.pretrained else None, "classes": images["classes"]}
     for name, (x, y) in images["splits"].items():
-        out[name] = batched(teacher.features, x, cfg.teacher.batch, st.amp).half().cpu()
+        out[name] = batched(net.features, x, cfg.teacher.batch, st.amp).half().cpu()
         out[f"{name}_y"] = y.cpu()
     test_x = images["splits"]["test"][0]
-    out["images_per_second"] = throughput(teacher, test_x[:cfg.teacher.batch * 4], cfg.teacher.batch, st.amp)
+    out["images_per_second"] = throughput(net, test_x[:cfg.teacher.batch * 4], cfg.teacher.batch, st.amp)
     st.save(out, FEATURES)
     source = f"pretrained {cfg.teacher.weights}" if cfg.teacher.pretrained else "random weights"
     st.done(f"{', '.join(f'{k} {tuple(out[k].shape)}' for k in ('train', 'val', 'test'))} at "
@@ -113,7 +113,8 @@ def _scores(st, tracker, name: str, model_fn, test, classes, batch: int, amp, ti
 
 def teacher() -> None:
     """(a) The new 10-class layer on the frozen backbone's features."""
-    from pipeline.core.engine import Split, parameter_count
+    from pipeline.core.engine import parameter_count
+    from pipeline.core.split import Split
     from pipeline.distill.models import FEATURES as WIDTH
     from pipeline.distill.models import ResNetTeacher, train_head
     from stages.common import fit_summary
@@ -243,7 +244,8 @@ def finetune() -> None:
     """(d) The whole ResNet-50 fine-tuned, its backbone at a lower learning rate."""
     import torch
 
-    from pipeline.core.engine import Split, parameter_count
+    from pipeline.core.engine import parameter_count
+    from pipeline.core.split import Split
     from pipeline.data import cifar10
     from pipeline.distill.models import throughput, train_finetune
     from stages.common import fit_summary

@@ -10,6 +10,7 @@ run every stage of dvc.yaml.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,17 +69,29 @@ def sh(repo: Path, *args: str, timeout: int = 600, extra_env: dict[str, str] | N
     return proc.stdout + proc.stderr
 
 
-def dvc(repo: Path, *args: str, timeout: int = 600, extra_env: dict[str, str] | None = None) -> str:
-    return sh(repo, sys.executable, "-m", "dvc", *args, timeout=timeout, extra_env=extra_env)
+REPO_ENV: dict[Path, dict[str, str]] = {}      # environment a repository copy's commands run with
+
+
+def dvc(repo: Path, *args: str, timeout: int = 900, extra_env: dict[str, str] | None = None) -> str:
+    """The real dvc in `repo`, with the environment `copy_repo` registered for it."""
+    return sh(repo, sys.executable, "-m", "dvc", *args, timeout=timeout,
+              extra_env={**REPO_ENV.get(repo, {}), **(extra_env or {})})
+
+
+def stale(repo: Path, *targets: str) -> set[str]:
+    """The stages `dvc status` finds out of date (for `targets` and what they need)."""
+    return set(json.loads(dvc(repo, "status", "--json", *targets).strip().splitlines()[-1] or "{}"))
 
 
 def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 
 
-def copy_repo(dest: Path, edit=None) -> Path:
+def copy_repo(dest: Path, edit=None, extra_env: dict[str, str] | None = None) -> Path:
     """This repository's tracked and untracked-but-not-ignored files in a fresh git repo at
-    `dest`, at `scale: smoke`; `edit(params)` may change params.yaml further."""
+    `dest`, at `scale: smoke`; `edit(params)` may change params.yaml further; `extra_env` is
+    set for every `dvc` command run in it."""
+    REPO_ENV[dest] = dict(extra_env or {})
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
     for rel in filter(None, listed):

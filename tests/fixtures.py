@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.emnist import data as emnist
 from pipeline.data.idx import write_idx
 from pipeline.data.mnist import FILES
+from pipeline.emnist import data as emnist
 
 EMNIST_NAMES = string.digits + string.ascii_uppercase + string.ascii_lowercase
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.core.errors import DataError, PipelineError
 from pipeline.data import cifar10
 from pipeline.data.download import RemoteFile, fetch
-from pipeline.core.errors import DataError, PipelineError
 from pipeline.data.photos import load_images
 from pipeline.report import render
 

@@ -121,7 +121,8 @@ def test_settings_refuse_even_kernels_and_smoke_scale_shrinks_runs():
 
 @pytest.mark.gpu
 def test_targets_and_a_training_step_on_cuda():
-    from pipeline.core.engine import Split, fit
+    from pipeline.core.engine import fit
+    from pipeline.core.split import Split
 
     images, region = _three_colour_images(8)
     palette = col.build_palette(images.cuda(), col.Palette(colours=3), seed=0)

@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.distill import recipe as dl
-from pipeline.distill import models as dm
-from pipeline.data.download import CHECKSUMS_ENV, RemoteFile, fetch
-from pipeline.core.engine import Split, TrainConfig, fit, make_optimizer
+from pipeline.core.engine import fit, make_optimizer
 from pipeline.core.errors import DataError, DownloadError, ParamError
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.split import Split
+from pipeline.data.download import CHECKSUMS_ENV, RemoteFile, fetch
+from pipeline.distill import models as dm
+from pipeline.distill import recipe as dl
 
 
 def _hand_loss(zs: np.ndarray, zt: np.ndarray, y: np.ndarray, alpha: float, tau: float) -> float:

@@ -7,9 +7,16 @@ import os
 
 import pytest
 
-from pipeline.data.download import (CHECKSUMS_ENV, MIRROR_ENV, RemoteFile, candidate_urls, fetch, mirror_setting,
-                               with_local_checksums)
 from pipeline.core.errors import DownloadError
+from pipeline.data.download import (
+    CHECKSUMS_ENV,
+    MIRROR_ENV,
+    RemoteFile,
+    candidate_urls,
+    fetch,
+    mirror_setting,
+    with_local_checksums,
+)
 
 PAYLOAD = bytes(range(256)) * 4096          # 1 MiB, more than one read chunk
 

@@ -13,8 +13,25 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.e2e import (COLOURIZE, CORE, DATA, DISTILL, REPORTS, SUPERRES, copy_repo, dvc, grid_stages, mlflow_runs,
-                       ran, sh, sweep_stages)
+from tests.e2e import (
+    COLOURIZE,
+    CORE,
+    DATA,
+    DISTILL,
+    REPORTS,
+    SUPERRES,
+    copy_repo,
+    dvc,
+    grid_stages,
+    mlflow_runs,
+    ran,
+    sh,
+    stale,
+    sweep_stages,
+)
+from tests.import_closure import stale_for_edit
+
+pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e'` leaves it out
 
 TARGETS = REPORTS["core"]
 
@@ -115,6 +132,28 @@ def test_separable_trains_and_answers_the_zero_loss_question(repo, first_repro):
     assert [r.info.run_name for r in runs] == ["separable_train"]
     html = (repo / "reports/separable.html").read_text()
     assert "Can the loss be exactly zero?" in html and "Traceback" not in html
+
+
+@pytest.mark.parametrize("edited, reached", [
+    # one experiment's file: that experiment's stages that import it, no other
+    ("pipeline/separable/figures.py", {"separable_train"}),
+    ("pipeline/superres/models.py", {"superres_train@literal", "superres_train@subpixel", "superres_train@subpixel4x",
+                                     "superres_evaluate", "superres_report"}),
+    # the shared engine: every training stage, across experiments
+    ("pipeline/core/engine.py", {"superres_train@literal", "superres_train@subpixel", "superres_train@subpixel4x",
+                                 "separable_train"}),
+])
+def test_editing_code_makes_exactly_the_stages_that_import_it_out_of_date(repo, first_repro, edited, reached):
+    assert stale(repo, *TARGETS) == set()
+    path = repo / edited
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        assert stale(repo, *TARGETS) == reached
+    finally:
+        path.write_bytes(original)
+    assert stale_for_edit(ROOT, edited) & set(CORE) == reached      # what dvc.yaml's deps promise
+    assert stale(repo, *TARGETS) == set()
 
 
 def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):

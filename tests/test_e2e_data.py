@@ -15,19 +15,15 @@ import pytest
 import torch
 
 from pipeline.data.download import CHECKSUMS_ENV
-from pipeline.fer.data import CLASSES
 from pipeline.data.mnist import FILES
+from pipeline.fer.data import CLASSES
 from tests.conftest import LoopbackServer
-from tests.e2e import DATA, REPORTS, copy_repo, mlflow_runs, ran, sh
-from tests.e2e import dvc as _dvc
+from tests.e2e import DATA, REPORTS, copy_repo, dvc, mlflow_runs, ran, sh, stale
 from tests.fixtures import digit_images, fer_faces, write_emnist_zip, write_fer_csv, write_mnist_files
 
-EXTRA_ENV: dict[str, str] = {}
+pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e'` leaves it out
+
 FER_SHA256: list[str] = []
-
-
-def dvc(repo, *args, timeout: int = 600) -> str:
-    return _dvc(repo, *args, timeout=timeout, extra_env=EXTRA_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +40,8 @@ def data_server(tmp_path_factory):
     FER_SHA256[:] = [hashlib.sha256((www / "fer/fer2013.csv").read_bytes()).hexdigest()]
     server = LoopbackServer(www)
     server.root = www
-    EXTRA_ENV[CHECKSUMS_ENV] = str(table)
+    server.env = {CHECKSUMS_ENV: str(table)}
     yield server
-    EXTRA_ENV.clear()
     server.close()
 
 
@@ -64,7 +59,7 @@ def _smoke_data(url: str):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, data_server):
-    return copy_repo(tmp_path_factory.mktemp("e2e-data"), _smoke_data(data_server.url))
+    return copy_repo(tmp_path_factory.mktemp("e2e-data"), _smoke_data(data_server.url), data_server.env)
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +223,21 @@ def test_autoencoder_codes_classifiers_and_report(repo, first_repro):
     _, runs = mlflow_runs(repo, "autoencoder")
     assert {r.info.run_name for r in runs} == {"autoencoder_train", "autoencoder_classify@literal",
                                                "autoencoder_classify@logits"}
+
     html = (repo / "reports/autoencoder.html").read_text()
     assert "Softmax before" in html and "0.0352" in html and "Traceback" not in html
     assert html.count("data:image/png;base64") >= 7
     dvc(repo, "plots", "show", "-o", str(repo.parent / "plots_html"))
     assert "confusion_literal" in (repo.parent / "plots_html" / "index.html").read_text()
+
+
+def test_editing_fer_code_makes_only_the_fer_stages_that_import_it_out_of_date(repo, first_repro):
+    assert stale(repo, *REPORTS["data"]) == set()
+    path = repo / "pipeline/fer/model.py"
+    original = path.read_bytes()
+    path.write_bytes(original + b"\n# an edit\n")
+    try:
+        assert stale(repo, *REPORTS["data"]) == {"fer_prepare", "fer_train", "fer_inspect", "fer_report"}
+    finally:
+        path.write_bytes(original)
+    assert stale(repo, *REPORTS["data"]) == set()

@@ -16,16 +16,12 @@ import torch
 
 from pipeline.data.download import CHECKSUMS_ENV
 from tests.conftest import LoopbackServer
-from tests.e2e import COLOURIZE, DISTILL, REPORTS, copy_repo, grid_stages, mlflow_runs, ran, sweep_stages
-from tests.e2e import dvc as _dvc
+from tests.e2e import COLOURIZE, DISTILL, REPORTS, copy_repo, dvc, grid_stages, mlflow_runs, ran, sweep_stages
 from tests.fixtures import cifar_images, write_cifar_archive
 
-EXTRA_ENV: dict[str, str] = {}
+pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e'` leaves it out
+
 PER_CLASS, N_TEST = 30, 60              # 300 images: 240 training (64 held out for validation), 60 test
-
-
-def dvc(repo, *args, timeout: int = 900) -> str:
-    return _dvc(repo, *args, timeout=timeout, extra_env=EXTRA_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +34,8 @@ def cifar_server(tmp_path_factory):
     table.write_text(json.dumps({archive.name: hashlib.sha256(archive.read_bytes()).hexdigest()}))
     server = LoopbackServer(www)
     server.images, server.labels = images, labels
-    EXTRA_ENV[CHECKSUMS_ENV] = str(table)
+    server.env = {CHECKSUMS_ENV: str(table)}
     yield server
-    EXTRA_ENV.clear()
     server.close()
 
 
@@ -59,7 +54,7 @@ def _smoke_vision(url: str):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, cifar_server):
-    return copy_repo(tmp_path_factory.mktemp("e2e-vision"), _smoke_vision(cifar_server.url))
+    return copy_repo(tmp_path_factory.mktemp("e2e-vision"), _smoke_vision(cifar_server.url), cifar_server.env)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +177,7 @@ def test_a_new_sweep_value_adds_one_stage_and_reruns_no_other_training(repo, fir
     try:
         assert ran(dvc(repo, "repro", "--dry", *REPORTS["vision"])) == {"colourize_sweep_cnn_filters@24",
                                                                         "colourize_report"}
+
     finally:
         (repo / "params.yaml").write_text(original)
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.emnist import data as emnist
-from pipeline.data.download import RemoteFile, fetch
 from pipeline.core.errors import DataError
+from pipeline.data.download import RemoteFile, fetch
+from pipeline.emnist import data as emnist
 from tests.fixtures import EMNIST_NAMES, digit_images, write_emnist_zip
 
 

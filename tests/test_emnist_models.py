@@ -7,12 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.emnist import data as emnist
-from pipeline.emnist import models as em
-from pipeline.core.engine import Split, evaluate
+from pipeline.core.engine import evaluate
 from pipeline.core.errors import DataError, ParamError
 from pipeline.core.nets import FactorisedConv, Standardize, pixel_statistics
 from pipeline.core.params import load_params, parse
+from pipeline.core.split import Split
+from pipeline.emnist import data as emnist
+from pipeline.emnist import models as em
 from tests.conftest import ROOT
 
 

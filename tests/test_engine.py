@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.core.engine import Split, TrainConfig, evaluate, fit
+from pipeline.core.engine import evaluate, fit
 from pipeline.core.errors import DeviceError, TrainingDiverged
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.split import Split
 
 
 def _data(n=64, d=5, seed=0):

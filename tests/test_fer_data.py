@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from pipeline.fer import data as fer
 from pipeline.core.errors import DataError
+from pipeline.fer import data as fer
 from tests.conftest import ROOT
 from tests.fixtures import fer_faces, write_fer_csv, write_fer_folders
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.core.errors import DataError, ParamError
 from pipeline.fer import data as fer
 from pipeline.fer import demo as fer_demo
 from pipeline.fer import model as fm
-from pipeline.core.errors import DataError, ParamError
 from tests.conftest import ROOT
 
 NET = fer.FerNet(channels=(8, 16), hidden=16)

@@ -7,12 +7,12 @@ import dataclasses
 import pytest
 import torch
 
+from pipeline.core.errors import DataError, ParamError
+from pipeline.core.params import load_params, parse
+from pipeline.core.split import Split
 from pipeline.fer import data as fer
 from pipeline.fer import figures as fer_figures
 from pipeline.fer import model as fm
-from pipeline.core.engine import Split
-from pipeline.core.errors import DataError, ParamError
-from pipeline.core.params import load_params, parse
 from tests.conftest import ROOT
 from tests.fixtures import fer_faces
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.import_closure import (RECORDS_ONLY, ClosureError, check_stage, expanded_stages, stage_closure,
-                                  stale_for_edit)
+from tests.import_closure import RECORDS_ONLY, ClosureError, check_stage, expanded_stages, stage_closure, stale_for_edit
 
 # A small repository: one stage module whose functions import different things, a library whose imports
 # hide in functions, relative imports, packages with and without code in their __init__.py.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.data.download import RemoteFile, fetch
 from pipeline.core.errors import DataError, DownloadError
+from pipeline.data.download import RemoteFile, fetch
 from pipeline.data.idx import read_idx, write_idx
 from pipeline.data.mnist import FILES, SOURCES, fetch_all, prepare
 

@@ -11,10 +11,11 @@ from torch import nn
 from pipeline.autoencoder import model as ae
 from pipeline.batch_size import study as bs
 from pipeline.core import scores as cls
-from pipeline.core.engine import Split, accumulate_gradients, fit, parameter_count
+from pipeline.core.engine import accumulate_gradients, fit, parameter_count
 from pipeline.core.errors import ParamError
-from pipeline.data.mnist import flat_unit, to_unit
 from pipeline.core.params import load_params, parse
+from pipeline.core.split import Split
+from pipeline.data.mnist import flat_unit, to_unit
 from tests.conftest import ROOT
 
 
@@ -81,7 +82,7 @@ def test_micro_batch_2_times_k_trains_like_batch_2k():
     init = torch.cat([p.flatten() for p in bs.MLP((16,)).double().parameters()])
     torch.manual_seed(3)
     trained = bs.MLP((16,)).double()
-    fit(trained, Split(data.inputs[:96], data.targets[:96]), None, bs.cross_entropy, cfg.train_config(16, 8, 1),
+    fit(trained, Split(data.inputs[:96], data.targets[:96]), None, bs.cross_entropy, cfg.train_config(batch_size=16, accumulate=8, epochs=1),
         seed=3, prepare=prepare, progress=False)
     assert (torch.cat([p.flatten() for p in trained.parameters()]) - init).abs().max() > 1e-3
 
@@ -140,7 +141,7 @@ def test_engine_keeps_snapshots_and_reports_watched_splits():
     torch.manual_seed(0)
     model = bs.MLP((8,))
     train, test = _digits(64), _digits(32, seed=5)
-    cfg = bs.BatchSizeConfig(accumulation=bs.AccumulationConfig(), hidden=(8,), epochs=3).train_config(16)
+    cfg = bs.BatchSizeConfig(accumulation=bs.AccumulationConfig(), hidden=(8,), epochs=3).train_config(batch_size=16)
     out = fit(model, train, None, bs.cross_entropy, cfg, prepare=flat_unit, metrics=bs.accuracy,
               watch={"test": test}, snapshot_epochs=(1, 3), progress=False)
     assert sorted(out.snapshots) == [1, 3] and out.best_epoch == 3          # monitor "last"

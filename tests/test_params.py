@@ -13,7 +13,6 @@ from pipeline.core.errors import ParamError
 from pipeline.core.params import load_params, parse
 from pipeline.core.settings import settings_from
 from pipeline.superres.config import SuperresConfig
-
 from tests.conftest import ROOT
 
 

@@ -7,8 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.core.engine import fit
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.split import Split
 from pipeline.separable import study as sep
-from pipeline.core.engine import Split, TrainConfig, fit
 
 
 def _cfg(**kw) -> sep.SeparableConfig:

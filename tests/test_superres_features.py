@@ -4,8 +4,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.superres.features import (CENTRE, build_samples, downsample, literal_index, literal_samples,
-                                        neighbourhoods, rebuild, split_positions, subpixel_targets)
+from pipeline.superres.features import (
+    CENTRE,
+    build_samples,
+    downsample,
+    literal_index,
+    literal_samples,
+    neighbourhoods,
+    rebuild,
+    split_positions,
+    subpixel_targets,
+)
 
 
 def _image() -> torch.Tensor:

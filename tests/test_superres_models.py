@@ -6,9 +6,9 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pipeline.superres.metrics import psnr, ssim
 from pipeline.superres.evaluation import score, summary, upscale_all
 from pipeline.superres.features import downsample
+from pipeline.superres.metrics import psnr, ssim
 from pipeline.superres.models import PixelMLP, build_model, interpolate, upscale
 
 

@@ -11,7 +11,6 @@ from torch import nn
 from pipeline.theory import functions, gradients, networks, shapes
 from pipeline.theory.answers import conv1d_check
 
-
 # ---------------------------------------------------------------- 1-3: shapes, parameters, receptive fields
 
 def test_seed001_cnn_table():

@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from pipeline.core.engine import TrainConfig
 from pipeline.core.nets import mlp_layers
 from pipeline.core.params import bounds
+from pipeline.core.schedule import Schedules
 
 VARIANTS = ("literal", "logits")
 # what the report printed after each of its 10 epochs (seed 003, figure 8)
@@ -27,20 +27,18 @@ SEED_TEST_ACCURACY = 0.93
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "last"}
     hidden: tuple[int, ...] = field(default=(20, 15), metadata=bounds(ge=1, min_len=1))
     epochs: int = field(default=10, metadata=bounds(ge=1))
     batch_size: int = field(default=100, metadata=bounds(ge=1))
     lr: float = field(default=1e-3, metadata=bounds(gt=0))
     weight_decay: float = field(default=1e-5, metadata=bounds(ge=0))
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, optimizer="adam", monitor="last")
-
 
 @dataclass(frozen=True)
-class AutoencoderConfig:
+class AutoencoderConfig(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "last"}
     classifier: ClassifierConfig
     encoder: tuple[int, ...] = field(default=(500, 200, 100, 30), metadata=bounds(ge=1, min_len=1))
     epochs: int = field(default=10, metadata=bounds(ge=1))
@@ -64,10 +62,6 @@ class AutoencoderConfig:
             return self
         return dataclasses.replace(self, epochs=2, show_epochs=(1, 2), train_limit=1024, test_limit=512,
                                    classifier=dataclasses.replace(self.classifier, epochs=2))
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, optimizer="adam", monitor="last")
 
 
 class Autoencoder(nn.Module):

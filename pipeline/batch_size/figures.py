@@ -4,7 +4,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-
 X_LABELS = {"epoch": "epoch", "step": "optimiser steps", "elapsed_seconds": "training seconds (wall clock)"}
 
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from pipeline.core.scores import accuracy, cross_entropy
-from pipeline.core.engine import Split, TrainConfig, accumulate_gradients, fit
+from pipeline.core.engine import accumulate_gradients, fit
 from pipeline.core.nets import mlp_layers
 from pipeline.core.params import bounds
+from pipeline.core.schedule import Schedules
+from pipeline.core.scores import accuracy, cross_entropy
+from pipeline.core.split import Split
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ class AccumulationConfig:
 
 
 @dataclass(frozen=True)
-class BatchSizeConfig:
+class BatchSizeConfig(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "last"}           # the final epoch's weights are kept
     accumulation: AccumulationConfig
     sizes: tuple[int, ...] = field(default=(64, 256, 1024), metadata=bounds(ge=1, min_len=1))
     hidden: tuple[int, ...] = field(default=(256, 128), metadata=bounds(ge=1, min_len=1))
@@ -56,12 +59,6 @@ class BatchSizeConfig:
             return self
         acc = dataclasses.replace(self.accumulation, steps=min(self.accumulation.steps, 8))
         return dataclasses.replace(self, epochs=2, train_limit=1024, test_limit=512, accumulation=acc)
-
-    def train_config(self, batch_size: int, accumulate: int = 1, epochs: int | None = None) -> TrainConfig:
-        """The same optimiser for every batch size; the final epoch's weights are kept."""
-        return TrainConfig(epochs=epochs or self.epochs, batch_size=batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, optimizer=self.optimizer, accumulate=accumulate,
-                           monitor="last")
 
 
 class MLP(nn.Module):
@@ -106,7 +103,7 @@ def train_both_ways(make_model, data: Split, cfg: BatchSizeConfig, seed: int, pr
     for name, parts in (("whole", 1), ("accumulated", acc.batch // acc.micro_batch)):
         torch.manual_seed(seed)
         model = make_model()
-        out = fit(model, subset, None, cross_entropy, cfg.train_config(acc.batch, parts, epochs=1), seed=seed,
+        out = fit(model, subset, None, cross_entropy, cfg.train_config(batch_size=acc.batch, accumulate=parts, epochs=1), seed=seed,
                   prepare=prepare, metrics=accuracy, progress=False,
                   watch={"test": test} if test is not None else None)
         finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))

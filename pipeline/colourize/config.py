@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pipeline.core.errors import ParamError
 from pipeline.core.params import bounds
+from pipeline.core.schedule import Schedules
 
 MODELS = ("cnn", "unet", "residual")
 SWEEP_KEYS = ("filters", "lr", "kernel")
@@ -20,7 +21,8 @@ class Palette:
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "last"}
     """One training run's settings (the report's defaults)."""
     filters: int = field(default=32, metadata=bounds(ge=1))       # NF
     kernel: int = field(default=3, metadata=bounds(ge=1, le=15))
@@ -34,12 +36,6 @@ class Run:
         if self.kernel % 2 == 0:
             raise ParamError(f"{key}.kernel: {self.kernel} is even; padding k//2 keeps the size only for odd "
                              "kernels, choose 3, 5, 7 …")
-
-    def train_config(self):
-        from pipeline.core.engine import TrainConfig
-
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           optimizer=self.optimizer, monitor="last")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from torch import Tensor
 
 from pipeline.colourize import model as col
 from pipeline.colourize.config import Palette, Run
-from pipeline.core.engine import FitResult, Split, fit
+from pipeline.core.engine import FitResult, fit
 from pipeline.core.errors import DataError, TrainingDiverged
+from pipeline.core.split import Split
 
 
 def horses(data: dict, cfg: Palette, train_limit: int | None, val_limit: int | None, seed: int, device) -> dict:

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -23,42 +23,11 @@ from tqdm.auto import tqdm
 from pipeline.core.device import autocast
 from pipeline.core.errors import ParamError, TrainingDiverged
 from pipeline.core.files import atomic_torch_save
-from pipeline.core.params import bounds
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.split import Split
 
 Prepare = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor]]
 Metrics = Callable[[Tensor, Tensor], dict[str, Tensor]]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = field(metadata=bounds(ge=1))
-    batch_size: int = field(metadata=bounds(ge=1))              # samples per optimiser step
-    lr: float = field(metadata=bounds(gt=0))
-    weight_decay: float = field(default=0.0, metadata=bounds(ge=0))
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    momentum: float = field(default=0.9, metadata=bounds(ge=0, lt=1))  # sgd only
-    schedule: Literal["constant", "cosine"] = "constant"        # per optimiser step
-    accumulate: int = field(default=1, metadata=bounds(ge=1))   # micro-batches per step
-    monitor: str = "val_loss"       # history key picking the best epoch; "last" keeps the final one
-    mode: Literal["min", "max"] = "min"
-
-    def validate(self, key: str) -> None:
-        if not (self.monitor in ("train_loss", "last") or self.monitor.startswith("val_")):
-            raise ParamError(f"{key}.monitor: {self.monitor!r} is not a history key; use train_loss, "
-                             "val_loss, val_<metric> or last")
-        if self.accumulate > self.batch_size:
-            raise ParamError(f"{key}.accumulate: {self.accumulate} micro-batches cannot split a batch of "
-                             f"{self.batch_size}; use at most batch_size")
-
-
-@dataclass
-class Split:
-    """Inputs and targets of one split, already on the training device."""
-    inputs: Tensor
-    targets: Tensor
-
-    def __len__(self) -> int:
-        return self.inputs.shape[0]
 
 
 @dataclass

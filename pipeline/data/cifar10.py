@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.data.download import RemoteFile
 from pipeline.core.errors import DataError
+from pipeline.data.download import RemoteFile
 
 ARCHIVE = RemoteFile(url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                      md5="c58f30108f718f92721af3b95e74349a")

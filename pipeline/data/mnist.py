@@ -13,8 +13,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from pipeline.data.download import RemoteFile, fetch
 from pipeline.core.errors import DataError
+from pipeline.data.download import RemoteFile, fetch
 from pipeline.data.idx import read_idx
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -107,7 +107,7 @@ def flat_unit(x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
 def on_device(data: dict, device, n_train: int | None = None, n_test: int | None = None) -> tuple:
     """A prepared MNIST-family dataset's uint8 images and labels moved to `device` whole, cut to
     the first n_train / n_test: (train Split, test Split, the cut data)."""
-    from pipeline.core.engine import Split
+    from pipeline.core.split import Split
 
     data = limit(data, n_train, n_test)
     return (Split(data["train_x"].to(device), data["train_y"].to(device)),

@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.distill.recipe import Schedule, Views, crop_flip, distillation_loss, random_views
-from pipeline.data.download import RemoteFile
-from pipeline.core.engine import FitResult, Split, fit
+from pipeline.core.engine import FitResult, fit
 from pipeline.core.errors import DataError
 from pipeline.core.nets import pixel_statistics
+from pipeline.core.split import Split
+from pipeline.data.download import RemoteFile
+from pipeline.distill.recipe import Schedule, Views, crop_flip, distillation_loss, random_views
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FEATURES = 2048
@@ -204,7 +205,7 @@ def train_student(data: dict, views: Tensor, logits: Tensor | None, alpha: float
     model = MobileNetStudent(width, dropout, classes, mean, std).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    out = fit(model, train, data["val"], student_loss(alpha, tau), schedule.train_config(epochs), seed=seed,
+    out = fit(model, train, data["val"], student_loss(alpha, tau), schedule.train_config(epochs=epochs), seed=seed,
               prepare=ViewBatches(views.to(device), data["labels"], None if logits is None else logits.to(device),
                                   seed),
               metrics=accuracy, amp_dtype=amp_dtype, on_epoch=on_epoch, resume_dir=resume_dir,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from torch import Tensor
 
 from pipeline.core.errors import ParamError
 from pipeline.core.params import bounds
+from pipeline.core.schedule import Schedules
 
 SIZE = 32
 RESNET50_WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2")      # torchvision's ResNet50_Weights names
@@ -49,7 +50,8 @@ class Teacher:
 
 
 @dataclass(frozen=True)
-class Schedule:
+class Schedule(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "val_accuracy", "mode": "max"}
     """One run's optimiser and schedule (the engine's TrainConfig, best epoch by val accuracy)."""
     epochs: int = field(metadata=bounds(ge=1))
     batch_size: int = field(metadata=bounds(ge=1))
@@ -58,13 +60,6 @@ class Schedule:
     optimizer: Literal["adam", "adamw", "sgd"] = "sgd"
     momentum: float = field(default=0.9, metadata=bounds(ge=0, lt=1))
     schedule: Literal["constant", "cosine"] = "cosine"
-
-    def train_config(self, epochs: int | None = None):
-        from pipeline.core.engine import TrainConfig
-
-        return TrainConfig(epochs=epochs or self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, optimizer=self.optimizer, momentum=self.momentum,
-                           schedule=self.schedule, monitor="val_accuracy", mode="max")
 
 
 @dataclass(frozen=True)
@@ -212,8 +207,8 @@ def split_images(data: dict, cfg: DistillData, seed: int, device) -> dict:
 def student_data(images: dict, views: Tensor, saved_logits: dict | None, source: str = "the teacher's logits") -> dict:
     """The student's splits (training targets: indices into the training split), its views and,
     given the stored teacher logits, those logits — checked to be of these very views and images."""
-    from pipeline.core.engine import Split
     from pipeline.core.errors import DataError
+    from pipeline.core.split import Split
 
     (tx, ty), val, test = (images["splits"][k] for k in ("train", "val", "test"))
     logits = None

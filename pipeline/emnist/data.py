@@ -13,19 +13,21 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from pipeline.core.scores import accuracy, cross_entropy
-from pipeline.data.download import RemoteFile
-from pipeline.emnist.models import PARAMETER_TOLERANCE, CnnConfig, MlpConfig, build, parameter_counts
-from pipeline.core.engine import FitResult, Split, TrainConfig, fit
+from pipeline.core.engine import FitResult, fit
 from pipeline.core.errors import DataError, ParamError
 from pipeline.core.files import atomic_path
-from pipeline.data.idx import read_idx
 from pipeline.core.params import bounds
+from pipeline.core.schedule import Schedules
+from pipeline.core.scores import accuracy, cross_entropy
+from pipeline.core.split import Split
+from pipeline.data.download import RemoteFile
+from pipeline.data.idx import read_idx
+from pipeline.emnist.models import PARAMETER_TOLERANCE, CnnConfig, MlpConfig, build, parameter_counts
 
 ARCHIVE = RemoteFile(url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
                      md5="58c8d27c78d21e728a6bc7b3cc06412e",
@@ -45,7 +47,8 @@ class EmnistData:
 
 
 @dataclass(frozen=True)
-class EmnistTrain:
+class EmnistTrain(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "val_accuracy", "mode": "max"}
     """One set of hyper-parameters for all three models; the best epoch by validation accuracy is kept."""
     epochs: int = field(default=10, metadata=bounds(ge=1))
     batch_size: int = field(default=256, metadata=bounds(ge=1))
@@ -57,11 +60,6 @@ class EmnistTrain:
     train_limit: int | None = None     # first N of the training / validation / test images (None: all)
     val_limit: int | None = None
     test_limit: int | None = None
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, optimizer=self.optimizer, schedule=self.schedule,
-                           monitor="val_accuracy", mode="max")
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,14 @@ import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 
 from pipeline.core.errors import DataError, ParamError
 from pipeline.core.params import bounds
+from pipeline.core.schedule import Schedules
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")   # FER-2013's label order
 SIZE = 48
@@ -67,7 +68,8 @@ class FerAugment:
 
 
 @dataclass(frozen=True)
-class FerTrain:
+class FerTrain(Schedules):
+    SCHEDULE: ClassVar[dict] = {"monitor": "val_accuracy", "mode": "max"}
     epochs: int = field(default=60, metadata=bounds(ge=1))
     batch_size: int = field(default=128, metadata=bounds(ge=1))
     lr: float = field(default=0.01, metadata=bounds(gt=0))
@@ -81,13 +83,6 @@ class FerTrain:
     train_limit: int | None = None  # first N images of each split (None: all)
     val_limit: int | None = None
     test_limit: int | None = None
-
-    def train_config(self):
-        from pipeline.core.engine import TrainConfig
-
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, optimizer=self.optimizer, momentum=self.momentum,
-                           schedule=self.schedule, monitor="val_accuracy", mode="max")
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.core.engine import FitResult, Split, fit
+from pipeline.core.engine import FitResult, fit
 from pipeline.core.errors import DataError
-from pipeline.fer.data import CLASSES, SIZE, FerAugment, FerNet, FerTrain
 from pipeline.core.nets import ConvBlock, Standardize, mlp_layers
+from pipeline.core.split import Split
+from pipeline.fer.data import CLASSES, SIZE, FerAugment, FerNet, FerTrain
 
 
 class FerCNN(nn.Module):

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.core.scores import accuracy
-from pipeline.core.engine import TrainConfig
 from pipeline.core.params import bounds
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.scores import accuracy
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def decision_grid(model: nn.Module, lim: float = 3.0, n: int = 200) -> tuple[np.
 
 def splits(x: Tensor, y: Tensor, val_fraction: float, seed: int, device) -> tuple:
     """A seeded train/validation split of the blobs, on `device`: (train Split, val Split)."""
-    from pipeline.core.engine import Split
+    from pipeline.core.split import Split
 
     n_val = round(val_fraction * len(y))
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))

@@ -5,10 +5,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-from pipeline.core.engine import TrainConfig
 from pipeline.core.errors import ParamError
-from pipeline.data.photos import check_name
 from pipeline.core.params import bounds
+from pipeline.core.schedule import TrainConfig
+from pipeline.data.photos import check_name
 
 
 @dataclass(frozen=True)

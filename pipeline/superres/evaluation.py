@@ -5,8 +5,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from pipeline.superres.metrics import psnr, ssim
 from pipeline.superres.features import downsample
+from pipeline.superres.metrics import psnr, ssim
 from pipeline.superres.models import interpolate, upscale
 
 CLASSICAL = ("nearest", "bilinear", "bicubic")

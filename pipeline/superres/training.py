@@ -6,7 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from pipeline.core.engine import FitResult, Split, TrainConfig, evaluate, fit
+from pipeline.core.engine import FitResult, evaluate, fit
+from pipeline.core.schedule import TrainConfig
+from pipeline.core.split import Split
 from pipeline.superres.config import Variant
 from pipeline.superres.features import literal_index, literal_samples
 from pipeline.superres.models import build_model
