@@ -73,7 +73,8 @@ def _teacher(st, frozen: bool = True):
 
 def features() -> None:
     """The frozen backbone's 2048 features of every image of the three splits, computed once."""
-    from pipeline.distill.models import batched, throughput
+    from pipeline.core.engine import predict
+    from pipeline.distill.models import throughput
 
     st = begin("distill_features", "distill", DistillConfig)
     cfg = st.cfg
@@ -82,7 +83,7 @@ def features() -> None:
     out = {"resize": cfg.teacher.resize, "pretrained": cfg.teacher.pretrained,
            "weights": cfg.teacher.weights if cfg.teacher.pretrained else None, "classes": images["classes"]}
     for name, (x, y) in images["splits"].items():
-        out[name] = batched(net.features, x, cfg.teacher.batch, st.amp).half().cpu()
+        out[name] = predict(net.features, x, cfg.teacher.batch, st.amp).half().cpu()
         out[f"{name}_y"] = y.cpu()
     test_x = images["splits"]["test"][0]
     out["images_per_second"] = throughput(net, test_x[:cfg.teacher.batch * 4], cfg.teacher.batch, st.amp)
@@ -102,10 +103,10 @@ def _record(st, tracker, name: str, metrics: dict, out, metrics_dir: Path = METR
 
 def _scores(st, tracker, name: str, model_fn, test, classes, batch: int, amp, title: str) -> dict:
     """Test metrics of one run, its per-class table, dvc confusion data and figure."""
-    from pipeline.distill.models import batched
+    from pipeline.core.engine import predict
     from stages.scoring import score_predictions
 
-    pred = batched(model_fn, test.inputs, batch, amp).argmax(1)
+    pred = predict(model_fn, test.inputs, batch, amp).argmax(1)
     return score_predictions(st, tracker, test.targets, pred, classes, per_class=PLOTS / f"{name}_per_class.csv",
                              table=PLOTS / f"{name}_confusion.csv", figure=FIGURES / f"confusion_{name}.png",
                              title=title)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT
@@ -116,3 +117,20 @@ def mlflow_runs(repo: Path, experiment: str):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name(experiment)
     return client, client.search_runs([exp.experiment_id], max_results=500)
+
+
+def repo_fixtures(name: str, targets: tuple[str, ...], server: str | None = None, edit=None):
+    """A module's two fixtures: `repo`, its repository copy (made with the loopback server fixture
+    `server` when given: `edit(url)` changes params.yaml, the server's `env` reaches every dvc
+    command), and `first_repro`, the output of `dvc repro` of `targets` in it."""
+    @pytest.fixture(scope="module")
+    def repo(tmp_path_factory, request):
+        served = request.getfixturevalue(server) if server else None
+        return copy_repo(tmp_path_factory.mktemp(name), edit(served.url) if edit else None,
+                         served.env if served else None)
+
+    @pytest.fixture(scope="module")
+    def first_repro(repo):
+        return dvc(repo, "repro", *targets)
+
+    return repo, first_repro

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.core.engine import fit, make_optimizer
+from pipeline.core.engine import fit, make_optimizer, predict
 from pipeline.core.errors import DataError, DownloadError, ParamError
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
@@ -162,8 +162,8 @@ def test_a_frozen_backbone_gets_no_gradient_and_does_not_change():
     assert not torch.equal(before["head.weight"], after["head.weight"])
     # features computed once + the head = the whole teacher's logits
     teacher.eval()
-    feats = dm.batched(teacher.features, x, 5)
-    assert torch.allclose(teacher.head(feats), dm.batched(teacher, x, 16), atol=1e-5)
+    feats = predict(teacher.features, x, 5)
+    assert torch.allclose(teacher.head(feats), predict(teacher, x, 16), atol=1e-5)
 
 
 def test_learning_rate_groups_match_torch_optim_with_the_same_groups():

@@ -20,11 +20,11 @@ from tests.e2e import (
     DISTILL,
     REPORTS,
     SUPERRES,
-    copy_repo,
     dvc,
     grid_stages,
     mlflow_runs,
     ran,
+    repo_fixtures,
     sh,
     stale,
     sweep_stages,
@@ -36,14 +36,7 @@ pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e
 TARGETS = REPORTS["core"]
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return copy_repo(tmp_path_factory.mktemp("e2e-core"))
-
-
-@pytest.fixture(scope="module")
-def first_repro(repo):
-    return dvc(repo, "repro", *TARGETS)
+repo, first_repro = repo_fixtures("e2e-core", TARGETS)
 
 
 def test_every_stage_is_covered_by_the_end_to_end_repos():

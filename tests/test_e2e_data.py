@@ -18,7 +18,7 @@ from pipeline.data.download import CHECKSUMS_ENV
 from pipeline.data.mnist import FILES
 from pipeline.fer.data import CLASSES
 from tests.conftest import LoopbackServer
-from tests.e2e import DATA, REPORTS, copy_repo, dvc, mlflow_runs, ran, sh, stale
+from tests.e2e import DATA, REPORTS, dvc, mlflow_runs, ran, repo_fixtures, sh, stale
 from tests.fixtures import digit_images, fer_faces, write_emnist_zip, write_fer_csv, write_mnist_files
 
 pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e'` leaves it out
@@ -57,14 +57,7 @@ def _smoke_data(url: str):
     return edit
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, data_server):
-    return copy_repo(tmp_path_factory.mktemp("e2e-data"), _smoke_data(data_server.url), data_server.env)
-
-
-@pytest.fixture(scope="module")
-def first_repro(repo):
-    return dvc(repo, "repro", *REPORTS["data"])
+repo, first_repro = repo_fixtures("e2e-data", REPORTS["data"], "data_server", _smoke_data)
 
 
 def test_repro_runs_every_data_stage(repo, first_repro):

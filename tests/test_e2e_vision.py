@@ -16,7 +16,7 @@ import torch
 
 from pipeline.data.download import CHECKSUMS_ENV
 from tests.conftest import LoopbackServer
-from tests.e2e import COLOURIZE, DISTILL, REPORTS, copy_repo, dvc, grid_stages, mlflow_runs, ran, sweep_stages
+from tests.e2e import COLOURIZE, DISTILL, REPORTS, dvc, grid_stages, mlflow_runs, ran, repo_fixtures, sweep_stages
 from tests.fixtures import cifar_images, write_cifar_archive
 
 pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e'` leaves it out
@@ -52,14 +52,7 @@ def _smoke_vision(url: str):
     return edit
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, cifar_server):
-    return copy_repo(tmp_path_factory.mktemp("e2e-vision"), _smoke_vision(cifar_server.url), cifar_server.env)
-
-
-@pytest.fixture(scope="module")
-def first_repro(repo):
-    return dvc(repo, "repro", *REPORTS["vision"])
+repo, first_repro = repo_fixtures("e2e-vision", REPORTS["vision"], "cifar_server", _smoke_vision)
 
 
 def test_repro_runs_every_distill_and_colourize_stage(repo, first_repro):

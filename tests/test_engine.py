@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.core.engine import evaluate, fit
+from pipeline.core.engine import evaluate, fit, predict
 from pipeline.core.errors import DeviceError, TrainingDiverged
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
@@ -139,6 +139,23 @@ def test_prepare_hook_runs_on_every_batch_on_the_device():
 
     fit(_model(), u8, None, nn.MSELoss(), _cfg(epochs=1, monitor="train_loss"), prepare=prepare)
     assert seen == [(torch.uint8, True)] * 3
+
+
+def test_predict_in_slices_equals_one_whole_pass_and_prepares_the_targets():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x, y = torch.randn(23, 4), torch.randint(0, 3, (23,))
+    with torch.no_grad():
+        whole = model(x)
+    assert torch.allclose(predict(model, x, 5), whole, atol=1e-6)           # 5 slices, the last of 3
+    labels = predict(lambda b: model(b).argmax(1), x, 7)
+    assert labels.dtype == torch.int64 and torch.equal(labels, whole.argmax(1))
+    out, kept = predict(model, x, 4, targets=y, prepare=lambda a, b, training: (a * 2, b + 1))
+    with torch.no_grad():
+        assert torch.allclose(out, model(x * 2), atol=1e-6)
+    assert torch.equal(kept, y + 1)
+    loss = evaluate(model, Split(x, y), nn.functional.cross_entropy, 6)["loss"]
+    assert loss == pytest.approx(float(nn.functional.cross_entropy(whole, y)), rel=1e-6)
 
 
 def test_asking_for_an_absent_gpu_is_a_clear_error():

@@ -200,13 +200,11 @@ def feature_map_sizes(model: nn.Module, size: int = 32) -> list[dict]:
 
 def colourise(model: nn.Module, images: Tensor, palette: Tensor, batch: int = 500) -> Tensor:
     """uint8 RGB images -> uint8 RGB images painted with the palette colour each pixel's arg-max names."""
+    from pipeline.core.engine import predict
+
     model.eval()
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch):
-            idx = model(images[start:start + batch]).argmax(1)
-            parts.append((palette.to(images.device)[idx] * 255).round().to(torch.uint8).permute(0, 3, 1, 2))
-    return torch.cat(parts)
+    idx = predict(lambda x: model(x).argmax(1), images, batch)
+    return (palette.to(images.device)[idx] * 255).round().to(torch.uint8).permute(0, 3, 1, 2)
 
 
 def colourise_target(classes: Tensor, palette: Tensor) -> Tensor:

@@ -179,21 +179,37 @@ def _diverged(total: Tensor, epoch: int, step: int, cfg: TrainConfig):
 
 
 @torch.no_grad()
+def predict(fn: Callable[[Tensor], Tensor], inputs: Tensor, batch_size: int, amp_dtype=None,
+            targets: Tensor | None = None, prepare: Prepare | None = None):
+    """`fn` over `inputs` in slices of `batch_size` under autocast, the outputs concatenated
+    (floating ones as float32); eval mode is the caller's. Given `targets`, each slice goes
+    through `prepare(x, y, False)` first and the prepared targets come back too: (outputs, targets)."""
+    outs, kept = [], []
+    for start in range(0, len(inputs), batch_size):
+        x = inputs[start:start + batch_size]
+        if targets is not None:
+            x, y = (prepare or _unchanged)(x, targets[start:start + batch_size], False)
+            kept.append(y)
+        with autocast(x.device, amp_dtype):
+            out = fn(x)
+        outs.append(out.float() if out.is_floating_point() else out)
+    out = torch.cat(outs)
+    return (out, torch.cat(kept)) if targets is not None else out
+
+
+def _unchanged(x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
+    return x, y
+
+
 def evaluate(model: nn.Module, data: Split, loss_fn, batch_size: int, prepare: Prepare | None = None,
              metrics: Metrics | None = None, amp_dtype=None, prefix: str = "") -> dict[str, float]:
     """Mean loss (and metrics) over a whole split."""
-    prepare = prepare or (lambda x, y, training: (x, y))
     model.eval()
-    outs, targets = [], []
-    for start in range(0, len(data), batch_size):
-        x, y = prepare(data.inputs[start:start + batch_size], data.targets[start:start + batch_size], False)
-        with autocast(x.device, amp_dtype):
-            outs.append(model(x).float())
-        targets.append(y)
-    out, tgt = torch.cat(outs), torch.cat(targets)
-    result = {"loss": loss_fn(out, tgt)}
-    if metrics is not None:
-        result.update(metrics(out, tgt))
+    out, tgt = predict(model, data.inputs, batch_size, amp_dtype, data.targets, prepare)
+    with torch.no_grad():
+        result = {"loss": loss_fn(out, tgt)}
+        if metrics is not None:
+            result.update(metrics(out, tgt))
     return {prefix + k: float(v) for k, v in result.items()}
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.core.engine import FitResult, fit
+from pipeline.core.engine import FitResult, fit, predict
 from pipeline.core.errors import DataError
 from pipeline.core.nets import pixel_statistics
 from pipeline.core.split import Split
@@ -237,23 +237,10 @@ def train_finetune(teacher: ResNetTeacher, data: dict, schedule: Schedule, backb
 
 
 @torch.no_grad()
-def batched(fn, images: Tensor, batch: int, amp_dtype=None) -> Tensor:
-    """fn over `images` in batches, outputs concatenated as float32 (eval mode is the caller's)."""
-    from pipeline.core.device import autocast
-
-    parts = []
-    for start in range(0, len(images), batch):
-        x = images[start:start + batch]
-        with autocast(x.device, amp_dtype):
-            parts.append(fn(x).float())
-    return torch.cat(parts)
-
-
-@torch.no_grad()
 def view_logits(teacher: ResNetTeacher, images: Tensor, views: Tensor, batch: int, amp_dtype=None) -> Tensor:
     """(N, views, classes) teacher logits of every stored view of every image."""
     teacher.eval()
-    out = [batched(teacher, crop_flip(images, views[:, k]), batch, amp_dtype) for k in range(views.shape[1])]
+    out = [predict(teacher, crop_flip(images, views[:, k]), batch, amp_dtype) for k in range(views.shape[1])]
     return torch.stack(out, 1)
 
 
@@ -261,10 +248,10 @@ def throughput(fn, images: Tensor, batch: int, amp_dtype=None) -> float:
     """Images per second of fn over `images` (one batch of warm-up first, device synchronised)."""
     from pipeline.core.device import synchronize
 
-    batched(fn, images[:batch], batch, amp_dtype)
+    predict(fn, images[:batch], batch, amp_dtype)
     synchronize(images.device)
     t0 = time.perf_counter()
-    batched(fn, images, batch, amp_dtype)
+    predict(fn, images, batch, amp_dtype)
     synchronize(images.device)
     return len(images) / (time.perf_counter() - t0)
 

@@ -162,16 +162,12 @@ def _conv_stats(model: nn.Module, image: tuple[int, int]) -> list[dict]:
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int, amp_dtype=None) -> tuple[Tensor, float]:
     """Argmax predictions for all `images` and the throughput (images per second) of that pass."""
-    from pipeline.core.device import autocast, synchronize
+    from pipeline.core.device import synchronize
+    from pipeline.core.engine import predict as batched
 
     model.eval()
-    device = images.device
-    synchronize(device)
+    synchronize(images.device)
     t0 = time.perf_counter()
-    preds = []
-    for start in range(0, len(images), batch_size):
-        with autocast(device, amp_dtype):
-            preds.append(model(images[start:start + batch_size]).argmax(1))
-    pred = torch.cat(preds)
-    synchronize(device)
+    pred = batched(model, images, batch_size, amp_dtype).argmax(1)
+    synchronize(images.device)
     return pred, len(images) / (time.perf_counter() - t0)

@@ -137,18 +137,15 @@ def probabilities(model: nn.Module, images: Tensor, batch_size: int = 1024, tta:
                   amp_dtype=None) -> Tensor:
     """Class probabilities (N, classes) of uint8 faces; with `tta` the mean of the face's and its
     mirror image's."""
-    from pipeline.core.device import autocast
+    from pipeline.core.engine import predict
 
+    if len(images) == 0:
+        return torch.empty(0, len(CLASSES), device=images.device)
     model.eval()
-    parts = []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size]
-        with autocast(x.device, amp_dtype):
-            p = model(x).float().softmax(1)
-            if tta:
-                p = (p + model(x.flip(-1)).float().softmax(1)) / 2
-        parts.append(p)
-    return torch.cat(parts) if parts else torch.empty(0, len(CLASSES), device=images.device)
+    if tta:
+        return predict(lambda x: (model(x).float().softmax(1) + model(x.flip(-1)).float().softmax(1)) / 2,
+                       images, batch_size, amp_dtype)
+    return predict(lambda x: model(x).float().softmax(1), images, batch_size, amp_dtype)
 
 
 def save(model: FerCNN, cfg: FerNet, path: Path, **extra) -> None:
