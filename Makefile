@@ -18,7 +18,7 @@ test: env
 
 # The unit tier: everything but the end-to-end runs of dvc on repository copies (marker e2e).
 test-unit: env
-	$(BIN)/python -m pytest -m "not e2e and not slow and not gpu"
+	$(BIN)/python -m pytest -m "not e2e and not slow"
 
 env: $(VENV)/.installed
 

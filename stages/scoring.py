@@ -1,4 +1,4 @@
-"""A classifier's test scores and their outputs, for the stages that score one (emnist, fer, distill)."""
+"""A classifier's test scores and their outputs, for every stage that scores one."""
 from __future__ import annotations
 
 from pathlib import Path

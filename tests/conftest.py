@@ -81,3 +81,13 @@ def pytest_collection_modifyitems(config, items):
     --no-loadscope-reorder`, pyproject.toml) each of the first two workers starts on one of them,
     and the quick unit modules fill in around them. The order is deterministic, as xdist needs."""
     items.sort(key=lambda item: 0 if item.path.name.startswith("test_e2e_") else 1)
+
+
+def pytest_runtest_setup(item):
+    """GPU checks skip, saying why, where no CUDA device is visible — so that a tier chosen with
+    `-m` (which replaces pyproject's default `-m 'not slow and not gpu'`) still runs on a CPU."""
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU (pytest -m gpu on a machine with one)")

@@ -80,8 +80,8 @@ def dvc(repo: Path, *args: str, timeout: int = 900, extra_env: dict[str, str] | 
 
 
 def stale(repo: Path, *targets: str) -> set[str]:
-    """The stages `dvc status` finds out of date (for `targets` and what they need)."""
-    return set(json.loads(dvc(repo, "status", "--json", *targets).strip().splitlines()[-1] or "{}"))
+    """The stages `dvc status` finds out of date: `targets` and every stage they need."""
+    return set(json.loads(dvc(repo, "status", "--json", "--with-deps", *targets).strip().splitlines()[-1] or "{}"))
 
 
 def ran(output: str) -> set[str]:
