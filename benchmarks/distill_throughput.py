@@ -22,6 +22,7 @@ from pipeline.core.engine import fit
 from pipeline.core.params import load_params, parse
 from pipeline.core.split import Split
 from pipeline.distill import models as dm
+from pipeline.distill import train as dt
 from pipeline.distill.recipe import DistillConfig, crop_flip, make_views
 
 
@@ -61,12 +62,12 @@ def main() -> None:
     logits = torch.randn(n, cfg.views.count, 10, generator=g).to(device)
     sched = cfg.student.train
     tc = dataclasses.replace(sched.train_config(epochs=args.epochs + 1), monitor="train_loss")
-    result = fit(student, Split(x, torch.arange(n, device=device)), None, dm.student_loss(0.5, 4.0), tc,
-                 prepare=dm.ViewBatches(views, y, logits, 0), amp_dtype=amp, progress=False)
+    result = fit(student, Split(x, torch.arange(n, device=device)), None, dt.student_loss(0.5, 4.0), tc,
+                 prepare=dt.ViewBatches(views, y, logits, 0), amp_dtype=amp, progress=False)
     print(f"student training      {training_rate(result.history, n):14,.0f} images/s   (distillation loss, stored views)")
 
     tc = dataclasses.replace(cfg.finetune.train.train_config(epochs=args.epochs + 1), monitor="train_loss")
-    result = fit(teacher, Split(x, y), None, F.cross_entropy, tc, prepare=dm.RandomViews(cfg.views, device, 0),
+    result = fit(teacher, Split(x, y), None, F.cross_entropy, tc, prepare=dt.RandomViews(cfg.views, device, 0),
                  amp_dtype=amp, progress=False, groups=teacher.groups(cfg.finetune.backbone_lr))
     print(f"teacher fine-tuning   {training_rate(result.history, n):14,.0f} images/s   (whole ResNet-50)")
 

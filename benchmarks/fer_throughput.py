@@ -23,6 +23,7 @@ from pipeline.core.params import load_params, parse
 from pipeline.core.split import Split
 from pipeline.fer import demo as fer_demo
 from pipeline.fer import model as fm
+from pipeline.fer import train as ft
 from pipeline.fer.data import CLASSES, FerConfig
 
 
@@ -45,12 +46,12 @@ def main() -> None:
 
     gen = torch.Generator(device=device).manual_seed(0)
     batch = x[:cfg.train.batch_size]
-    seconds = timed(lambda: fm.augment(batch, cfg.augment, gen), device, repeat=20)
+    seconds = timed(lambda: ft.augment(batch, cfg.augment, gen), device, repeat=20)
     print(f"augmentation      {cfg.train.batch_size / seconds:14,.0f} faces/s")
 
     model = fm.FerCNN(cfg.model).to(device)
     tc = dataclasses.replace(cfg.train.train_config(), epochs=args.epochs + 1, monitor="train_loss", mode="min")
-    result = fit(model, Split(x, y), None, F.cross_entropy, tc, prepare=fm.Augmenter(cfg.augment, device, 0),
+    result = fit(model, Split(x, y), None, F.cross_entropy, tc, prepare=ft.Augmenter(cfg.augment, device, 0),
                  amp_dtype=amp, progress=False)
     rate = training_rate(result.history, n)
     print(f"training          {rate:14,.0f} faces/s   ({sum(p.numel() for p in model.parameters()):,} parameters)")

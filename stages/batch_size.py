@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.batch_size.study import BatchSizeConfig
+from pipeline.batch_size.config import BatchSizeConfig
 from stages.common import begin, load_section, load_tensors, main
 
 MODELS, METRICS, PLOTS = Path("models/batch_size"), Path("metrics/batch_size"), Path("plots/batch_size")

@@ -19,8 +19,8 @@ FIGURES, SWEEPS = Path("figures/colourize"), Path("metrics/colourize/sweeps")
 def palette() -> None:
     """CIFAR-10's horses (train: 5,000 training images; val: the 1,000 test ones), the palette
     k-means finds on the training horses' pixels, and every pixel's nearest palette colour."""
+    from pipeline.colourize.data import colour_shares, horses
     from pipeline.colourize.figures import palette_figure
-    from pipeline.colourize.train import colour_shares, horses
     from pipeline.data import cifar10
 
     st = begin("colourize_palette", "colourize", ColourizeConfig)

@@ -73,7 +73,7 @@ def _teacher(st, frozen: bool = True):
 
 def features() -> None:
     """The frozen backbone's 2048 features of every image of the three splits, computed once."""
-    from pipeline.core.engine import predict
+    from pipeline.core.inference import predict
     from pipeline.distill.models import throughput
 
     st = begin("distill_features", "distill", DistillConfig)
@@ -103,7 +103,7 @@ def _record(st, tracker, name: str, metrics: dict, out, metrics_dir: Path = METR
 
 def _scores(st, tracker, name: str, model_fn, test, classes, batch: int, amp, title: str) -> dict:
     """Test metrics of one run, its per-class table, dvc confusion data and figure."""
-    from pipeline.core.engine import predict
+    from pipeline.core.inference import predict
     from stages.scoring import score_predictions
 
     pred = predict(model_fn, test.inputs, batch, amp).argmax(1)
@@ -117,7 +117,8 @@ def teacher() -> None:
     from pipeline.core.engine import parameter_count
     from pipeline.core.split import Split
     from pipeline.distill.models import FEATURES as WIDTH
-    from pipeline.distill.models import ResNetTeacher, train_head
+    from pipeline.distill.models import ResNetTeacher
+    from pipeline.distill.train import train_head
     from stages.common import fit_summary
 
     st = begin("distill_teacher", "distill", DistillConfig)
@@ -168,8 +169,9 @@ def _student(st, name: str, alpha: float, tau: float, with_teacher: bool, epochs
     inference speed and save it; without (a grid run) keep only its metrics and curves."""
     from pipeline.core.engine import parameter_count
     from pipeline.data import cifar10
-    from pipeline.distill.models import throughput, train_student
+    from pipeline.distill.models import throughput
     from pipeline.distill.recipe import make_views, student_data
+    from pipeline.distill.train import train_student
     from stages.common import fit_summary
 
     cfg = st.cfg
@@ -248,7 +250,8 @@ def finetune() -> None:
     from pipeline.core.engine import parameter_count
     from pipeline.core.split import Split
     from pipeline.data import cifar10
-    from pipeline.distill.models import throughput, train_finetune
+    from pipeline.distill.models import throughput
+    from pipeline.distill.train import train_finetune
     from stages.common import fit_summary
 
     st = begin("distill_finetune", "distill", DistillConfig)

@@ -49,8 +49,8 @@ def train(model: str) -> None:
     from pipeline.core.engine import parameter_count
     from pipeline.core.errors import ParamError
     from pipeline.core.params import to_dict
-    from pipeline.emnist import data as emnist
     from pipeline.emnist import models as em
+    from pipeline.emnist import train as et
     from stages.scoring import score_predictions
 
     name = model
@@ -60,12 +60,12 @@ def train(model: str) -> None:
         raise ParamError(f"emnist_train: {name!r} is not a model; choose one of {', '.join(em.MODELS)}")
     data = load_tensors(PREPARED)
     classes = data["classes"]
-    splits = emnist.splits(data, cfg.train, st.device)
+    splits = et.splits(data, cfg.train, st.device)
     del data
     arch = cfg.mlp if name == "mlp" else cfg.cnn
     params = st.params(model=name, **to_dict(arch), train=cfg.train, **{f"{k}_samples": len(v) for k, v in splits.items()})
     with st.tracked(params) as tracker:
-        net, out = emnist.train_model(name, cfg, splits, len(classes), seed=st.seed, amp_dtype=st.amp,
+        net, out = et.train_model(name, cfg, splits, len(classes), seed=st.seed, amp_dtype=st.amp,
                                       on_epoch=tracker.log_epoch,
                                       resume_dir=st.resume((st.settings, cfg, name), (PREPARED,)))
         pred, test_rate = em.predict(net, splits["test"].inputs, cfg.train.eval_batch, st.amp)

@@ -73,20 +73,21 @@ def train() -> None:
 
     from pipeline.core.engine import parameter_count
     from pipeline.fer import model as fm
+    from pipeline.fer import train as ft
     from stages.common import fit_summary
     from stages.scoring import score_predictions
 
     st = begin("fer_train", "fer", FerConfig)
     cfg = st.cfg
     data = load_tensors(PREPARED)
-    splits = fm.splits(data, cfg.train, st.device)
+    splits = ft.splits(data, cfg.train, st.device)
     classes, origin = data["classes"], data["origin"]
     del data
     params = st.params(model=cfg.model, augment=cfg.augment, train=cfg.train,
                        **{f"{k}_samples": len(v) for k, v in splits.items()})
     with st.tracked(params) as tracker:
         resume = st.resume((st.settings, cfg.model, cfg.augment, cfg.train), (PREPARED,))
-        model, out = fm.train_model(cfg.model, cfg.augment, cfg.train, splits, seed=st.seed, amp_dtype=st.amp,
+        model, out = ft.train_model(cfg.model, cfg.augment, cfg.train, splits, seed=st.seed, amp_dtype=st.amp,
                                     on_epoch=tracker.log_epoch, resume_dir=resume)
         test = splits["test"]
         t0 = time.perf_counter()

@@ -123,6 +123,31 @@ def _is_main_block(node: ast.stmt) -> bool:
             and test.comparators[0].value == "__main__")
 
 
+def _local_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Names local to `fn` (its parameters, and what its own body binds): in Python such a name
+    means the local everywhere in the function, never a module-level definition of that name.
+    Nested functions, lambdas, classes and comprehensions are scopes of their own: not looked into."""
+    a = fn.args
+    names = {x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if x is not None}
+    declared_global: set[str] = set()
+    stack = list(fn.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            continue
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            declared_global.update(node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        stack.extend(ast.iter_child_nodes(node))
+    return names - declared_global
+
+
 @cache
 def _function_targets(path: str, stamp: tuple[int, int], file: str, function: str) -> tuple[str, ...] | None:
     """Function level: the targets of the module-level imports plus those inside every top-level definition
@@ -143,10 +168,12 @@ def _function_targets(path: str, stamp: tuple[int, int], file: str, function: st
         return None
     reached, todo = {function}, [function]
     while todo:
-        for node in ast.walk(defs[todo.pop()]):
-            if isinstance(node, ast.Name) and node.id in defs and node.id not in reached:
-                reached.add(node.id)
-                todo.append(node.id)
+        node = defs[todo.pop()]
+        local = _local_names(node) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else set()
+        for name in ast.walk(node):
+            if isinstance(name, ast.Name) and name.id in defs and name.id not in reached and name.id not in local:
+                reached.add(name.id)
+                todo.append(name.id)
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     return _import_targets(plain + [defs[name] for name in reached if isinstance(defs[name], kinds)], file)
 

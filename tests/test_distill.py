@@ -14,13 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.core.engine import fit, make_optimizer, predict
+from pipeline.core.engine import fit, make_optimizer
 from pipeline.core.errors import DataError, DownloadError, ParamError
+from pipeline.core.inference import predict
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
 from pipeline.data.download import CHECKSUMS_ENV, RemoteFile, fetch
 from pipeline.distill import models as dm
 from pipeline.distill import recipe as dl
+from pipeline.distill import train as dt
 
 
 def _hand_loss(zs: np.ndarray, zt: np.ndarray, y: np.ndarray, alpha: float, tau: float) -> float:
@@ -71,11 +73,11 @@ def test_student_loss_uses_labels_alone_for_evaluation_targets():
     gen = torch.Generator().manual_seed(1)
     out, teacher = torch.randn(5, 10, generator=gen), torch.randn(5, 10, generator=gen)
     y = torch.randint(0, 10, (5,), generator=gen)
-    loss = dm.student_loss(0.5, 4.0)
+    loss = dt.student_loss(0.5, 4.0)
     assert torch.equal(loss(out, y), F.cross_entropy(out, y))
     packed = torch.cat([y[:, None].float(), teacher], 1)
     assert torch.allclose(loss(out, packed), dl.distillation_loss(out, teacher, y, 0.5, 4.0))
-    assert torch.equal(dm.labels_of(packed), y)
+    assert torch.equal(dt.labels_of(packed), y)
 
 
 def _crop_flip_reference(img: torch.Tensor, dy: int, dx: int, flip: int) -> torch.Tensor:
@@ -110,7 +112,7 @@ def test_view_batches_pair_each_view_with_the_teachers_logits_for_that_view():
     labels = torch.randint(0, 10, (n,), generator=gen)
     logits = torch.arange(count, dtype=torch.float32).view(1, count, 1).expand(n, count, 10) + \
         100 * torch.arange(n, dtype=torch.float32).view(n, 1, 1)           # encodes (image, view)
-    prep = dm.ViewBatches(views, labels, logits, seed=0)
+    prep = dt.ViewBatches(views, labels, logits, seed=0)
     idx = torch.tensor([3, 0, 7, 11, 5])
     x, y = prep(images[idx], idx, True)
     assert torch.equal(y[:, 0].long(), labels[idx])
@@ -118,7 +120,7 @@ def test_view_batches_pair_each_view_with_the_teachers_logits_for_that_view():
     assert torch.equal(image, idx)
     assert torch.equal(x, dl.crop_flip(images[idx], views[idx, view]))
     assert torch.equal(prep(images[idx], labels[idx], False)[1], labels[idx])      # evaluation: untouched
-    x2, y2 = dm.ViewBatches(views, labels, None, seed=0)(images[idx], idx, True)   # no teacher, same draws
+    x2, y2 = dt.ViewBatches(views, labels, None, seed=0)(images[idx], idx, True)   # no teacher, same draws
     assert torch.equal(x2, x) and torch.equal(y2, labels[idx])
 
 
@@ -281,6 +283,6 @@ def test_views_and_a_distilled_student_step_on_cuda():
     data = {"train": Split(x.to(dev), torch.arange(64, device=dev)), "val": Split(x.to(dev), y.to(dev)),
             "test": Split(x.to(dev), y.to(dev)), "labels": y.to(dev)}
     sched = dl.Schedule(epochs=3, batch_size=16, lr=0.05)
-    model, out = dm.train_student(data, views, logits, 0.5, 4.0, sched, width=0.5, dropout=0.0, seed=0,
+    model, out = dt.train_student(data, views, logits, 0.5, 4.0, sched, width=0.5, dropout=0.0, seed=0,
                                   amp_dtype=torch.bfloat16)
     assert next(model.parameters()).is_cuda and out.history[-1]["train_loss"] < out.history[0]["train_loss"]

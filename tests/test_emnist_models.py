@@ -14,6 +14,7 @@ from pipeline.core.params import load_params, parse
 from pipeline.core.split import Split
 from pipeline.emnist import data as emnist
 from pipeline.emnist import models as em
+from pipeline.emnist import train as et
 from tests.conftest import ROOT
 
 
@@ -99,11 +100,11 @@ def test_first_of_each_class_and_limited_splits():
             "test_y": torch.zeros(4, dtype=torch.long), "train_idx": torch.tensor([0, 2, 4, 6, 8]),
             "val_idx": torch.tensor([1, 3, 5, 7, 9])}
     t = emnist.EmnistTrain(train_limit=3, val_limit=None, test_limit=2)
-    s = emnist.splits(data, t, torch.device("cpu"))
+    s = et.splits(data, t, torch.device("cpu"))
     assert s["train"].targets.tolist() == [0, 2, 4] and s["val"].targets.tolist() == [1, 3, 5, 7, 9]
     assert len(s["test"]) == 2 and s["train"].inputs.dtype == torch.uint8
     with pytest.raises(DataError, match="emnist val split is empty"):
-        emnist.splits({**data, "val_idx": torch.tensor([], dtype=torch.long)}, t, torch.device("cpu"))
+        et.splits({**data, "val_idx": torch.tensor([], dtype=torch.long)}, t, torch.device("cpu"))
 
 
 def test_the_kept_model_is_the_epoch_with_the_best_validation_accuracy():
@@ -117,7 +118,7 @@ def test_the_kept_model_is_the_epoch_with_the_best_validation_accuracy():
     cfg = emnist.EmnistConfig(emnist.EmnistData(), em.MlpConfig(hidden=(32,), dropout=0.0),
                               em.CnnConfig(), emnist.EmnistTrain(epochs=8, batch_size=32, lr=3e-3))
     data = {"train": Split(x, y), "val": Split(val_x, val_y)}
-    model, out = emnist.train_model("mlp", cfg, data, 4, seed=0, snapshot_epochs=tuple(range(1, 9)))
+    model, out = et.train_model("mlp", cfg, data, 4, seed=0, snapshot_epochs=tuple(range(1, 9)))
     val = [h["val_accuracy"] for h in out.history]
     assert out.best_epoch == val.index(max(val)) + 1
     assert out.best_epoch < len(val), "the test needs a run whose best epoch is not the last"

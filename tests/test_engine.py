@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything
-from pipeline.core.engine import evaluate, fit, predict
+from pipeline.core.engine import evaluate, fit
 from pipeline.core.errors import DeviceError, TrainingDiverged
+from pipeline.core.inference import predict
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
 

@@ -13,6 +13,7 @@ from pipeline.core.split import Split
 from pipeline.fer import data as fer
 from pipeline.fer import figures as fer_figures
 from pipeline.fer import model as fm
+from pipeline.fer import train as ft
 from tests.conftest import ROOT
 from tests.fixtures import fer_faces
 
@@ -43,8 +44,8 @@ def calibrated(seed: int = 0) -> fm.FerCNN:
 def test_no_augmentation_is_the_identity_and_flips_mirror_whole_images():
     x, _ = faces(16)
     gen = torch.Generator().manual_seed(0)
-    assert torch.allclose(fm.augment(x, STILL, gen), x.float(), atol=1e-3)
-    flipped = fm.augment(x, dataclasses.replace(STILL, flip=True), gen)
+    assert torch.allclose(ft.augment(x, STILL, gen), x.float(), atol=1e-3)
+    flipped = ft.augment(x, dataclasses.replace(STILL, flip=True), gen)
     mirrored = [torch.allclose(f, img.float().flip(-1), atol=1e-3) for f, img in zip(flipped, x)]
     kept = [torch.allclose(f, img.float(), atol=1e-3) for f, img in zip(flipped, x)]
     assert all(m or k for m, k in zip(mirrored, kept)) and 0 < sum(mirrored) < len(x)
@@ -52,7 +53,7 @@ def test_no_augmentation_is_the_identity_and_flips_mirror_whole_images():
 
 def test_erasing_blanks_one_rectangle_with_the_image_mean():
     x, _ = faces(8)
-    out = fm.augment(x, dataclasses.replace(STILL, erase=1.0), torch.Generator().manual_seed(1))
+    out = ft.augment(x, dataclasses.replace(STILL, erase=1.0), torch.Generator().manual_seed(1))
     for img, o in zip(x.float(), out):
         changed = (o - img).abs() > 1e-3
         rows, cols = changed.any(1).nonzero().flatten(), changed.any(0).nonzero().flatten()
@@ -65,12 +66,12 @@ def test_erasing_blanks_one_rectangle_with_the_image_mean():
 def test_augmentation_is_seeded_varies_per_image_and_keeps_the_shape():
     x, _ = faces(32)
     cfg = fer.FerAugment()
-    a = fm.augment(x, cfg, torch.Generator().manual_seed(3))
-    b = fm.augment(x, cfg, torch.Generator().manual_seed(3))
-    c = fm.augment(x, cfg, torch.Generator().manual_seed(4))
+    a = ft.augment(x, cfg, torch.Generator().manual_seed(3))
+    b = ft.augment(x, cfg, torch.Generator().manual_seed(3))
+    c = ft.augment(x, cfg, torch.Generator().manual_seed(4))
     assert a.shape == x.shape and a.dtype == torch.float32 and torch.equal(a, b) and not torch.equal(a, c)
     assert float(a.min()) >= 0 and float(a.max()) <= 255
-    same = fm.augment(x[:1].expand(8, -1, -1), cfg, torch.Generator().manual_seed(3))
+    same = ft.augment(x[:1].expand(8, -1, -1), cfg, torch.Generator().manual_seed(3))
     assert len({round(float(s.sum()), 1) for s in same}) == 8    # one draw per image, not per batch
 
 
@@ -101,7 +102,7 @@ def test_training_keeps_the_best_validation_epoch_and_records_test_curves():
     x, y = faces(700)
     data = {"train": Split(x[:500], y[:500]), "val": Split(x[500:600], y[500:600]), "test": Split(x[600:], y[600:])}
     t = fer.FerTrain(epochs=8, batch_size=64, lr=3e-3, optimizer="adam", weight_decay=0)
-    model, out = fm.train_model(SMALL, STILL, t, data, seed=0)
+    model, out = ft.train_model(SMALL, STILL, t, data, seed=0)
     val = [h["val_accuracy"] for h in out.history]
     assert out.best_epoch == val.index(max(val)) + 1 and max(val) > 0.9
     assert all("test_accuracy" in h and "test_loss" in h for h in out.history)

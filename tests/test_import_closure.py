@@ -57,6 +57,15 @@ CODE = {
             return stage_run
 
 
+        def shadow(argv, load=None):
+            train, _ = argv[0], load        # locals named as the stage functions: not references to them
+            return [train for train in argv], train
+
+
+        def unshadowed(argv):
+            return [train for train in argv], train
+
+
         if __name__ == "__main__":
             from pipeline import mainonly
             mainonly.run()
@@ -134,6 +143,11 @@ def test_function_level_selection_of_the_entry_module(repo):
     # through a module-level dispatch table, and into a class's methods
     assert stage_closure(repo, "python -m stages.x dispatch prepare", []) == PREPARE
     assert stage_closure(repo, "python -m stages.x load", []) == BASE | {"pipeline/loaded.py"}
+    # a parameter or local of the same name as another stage function is that local, not the function;
+    # a comprehension's variable is its own scope, so the `train` after it is the module-level one
+    assert stage_closure(repo, "python -m stages.x shadow", []) == BASE
+    assert stage_closure(repo, "python -m stages.x unshadowed", []) == BASE | {
+        "pipeline/trainer.py", "pipeline/coded/__init__.py"}
 
 
 def test_report_deps_are_roots_followed_at_module_level(repo):

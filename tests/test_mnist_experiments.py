@@ -10,6 +10,7 @@ from torch import nn
 
 from pipeline.autoencoder import model as ae
 from pipeline.batch_size import study as bs
+from pipeline.batch_size.config import AccumulationConfig, BatchSizeConfig
 from pipeline.core import scores as cls
 from pipeline.core.engine import accumulate_gradients, fit, parameter_count
 from pipeline.core.errors import ParamError
@@ -70,7 +71,7 @@ def test_accumulated_gradient_equals_the_whole_batch_autograd_gradient():
 
 
 def test_micro_batch_2_times_k_trains_like_batch_2k():
-    cfg = parse(bs.BatchSizeConfig, {"hidden": [16], "lr": 0.01, "accumulation": {"batch": 16, "micro_batch": 2,
+    cfg = parse(BatchSizeConfig, {"hidden": [16], "lr": 0.01, "accumulation": {"batch": 16, "micro_batch": 2,
                                                                                     "steps": 6}}, key="batch_size")
     data = _digits(96, seed=1)
     prepare = lambda x, y, training: (to_unit(x).double(), y)  # noqa: E731
@@ -141,7 +142,7 @@ def test_engine_keeps_snapshots_and_reports_watched_splits():
     torch.manual_seed(0)
     model = bs.MLP((8,))
     train, test = _digits(64), _digits(32, seed=5)
-    cfg = bs.BatchSizeConfig(accumulation=bs.AccumulationConfig(), hidden=(8,), epochs=3).train_config(batch_size=16)
+    cfg = BatchSizeConfig(accumulation=AccumulationConfig(), hidden=(8,), epochs=3).train_config(batch_size=16)
     out = fit(model, train, None, bs.cross_entropy, cfg, prepare=flat_unit, metrics=bs.accuracy,
               watch={"test": test}, snapshot_epochs=(1, 3), progress=False)
     assert sorted(out.snapshots) == [1, 3] and out.best_epoch == 3          # monitor "last"
@@ -159,7 +160,7 @@ def test_engine_keeps_snapshots_and_reports_watched_splits():
 
 def test_the_params_file_parses_and_bad_values_are_named():
     params = load_params(ROOT / "params.yaml")
-    cfg = parse(bs.BatchSizeConfig, params["batch_size"], key="batch_size")
+    cfg = parse(BatchSizeConfig, params["batch_size"], key="batch_size")
     assert cfg.sizes == (64, 256, 1024) and cfg.accumulation.batch // cfg.accumulation.micro_batch == 32
     aec = parse(ae.AutoencoderConfig, params["autoencoder"], key="autoencoder")
     assert aec.encoder == (500, 200, 100, 30) and aec.batch_size == 100 and aec.weight_decay == 1e-5
@@ -167,7 +168,7 @@ def test_the_params_file_parses_and_bad_values_are_named():
     with pytest.raises(ParamError, match=r"autoencoder.show_epochs: \[12\] after the last epoch"):
         parse(ae.AutoencoderConfig, {**params["autoencoder"], "show_epochs": [1, 12]}, key="autoencoder")
     with pytest.raises(ParamError, match="batch_size.accumulation.batch: 63 is not a multiple of micro_batch 2"):
-        parse(bs.BatchSizeConfig, {**params["batch_size"], "accumulation": {"batch": 63}}, key="batch_size")
+        parse(BatchSizeConfig, {**params["batch_size"], "accumulation": {"batch": 63}}, key="batch_size")
     with pytest.raises(ParamError, match="mnist.dataset"):
         from pipeline.data.mnist import MnistConfig
         parse(MnistConfig, {"dataset": "kmnist"}, key="mnist")

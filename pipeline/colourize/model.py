@@ -200,7 +200,7 @@ def feature_map_sizes(model: nn.Module, size: int = 32) -> list[dict]:
 
 def colourise(model: nn.Module, images: Tensor, palette: Tensor, batch: int = 500) -> Tensor:
     """uint8 RGB images -> uint8 RGB images painted with the palette colour each pixel's arg-max names."""
-    from pipeline.core.engine import predict
+    from pipeline.core.inference import predict
 
     model.eval()
     idx = predict(lambda x: model(x).argmax(1), images, batch)

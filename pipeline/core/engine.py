@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 from pipeline.core.device import autocast
 from pipeline.core.errors import ParamError, TrainingDiverged
 from pipeline.core.files import atomic_torch_save
+from pipeline.core.inference import Prepare, predict
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
 
-Prepare = Callable[[Tensor, Tensor, bool], tuple[Tensor, Tensor]]
 Metrics = Callable[[Tensor, Tensor], dict[str, Tensor]]
 
 
@@ -176,29 +176,6 @@ def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, pa
 def _diverged(total: Tensor, epoch: int, step: int, cfg: TrainConfig):
     raise TrainingDiverged(f"training loss became {total.item()} at epoch {epoch + 1}, step {step + 1}: "
                            f"lower the learning rate (now {cfg.lr:g}) or check the inputs for NaN")
-
-
-@torch.no_grad()
-def predict(fn: Callable[[Tensor], Tensor], inputs: Tensor, batch_size: int, amp_dtype=None,
-            targets: Tensor | None = None, prepare: Prepare | None = None):
-    """`fn` over `inputs` in slices of `batch_size` under autocast, the outputs concatenated
-    (floating ones as float32); eval mode is the caller's. Given `targets`, each slice goes
-    through `prepare(x, y, False)` first and the prepared targets come back too: (outputs, targets)."""
-    outs, kept = [], []
-    for start in range(0, len(inputs), batch_size):
-        x = inputs[start:start + batch_size]
-        if targets is not None:
-            x, y = (prepare or _unchanged)(x, targets[start:start + batch_size], False)
-            kept.append(y)
-        with autocast(x.device, amp_dtype):
-            out = fn(x)
-        outs.append(out.float() if out.is_floating_point() else out)
-    out = torch.cat(outs)
-    return (out, torch.cat(kept)) if targets is not None else out
-
-
-def _unchanged(x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
-    return x, y
 
 
 def evaluate(model: nn.Module, data: Split, loss_fn, batch_size: int, prepare: Prepare | None = None,

@@ -16,18 +16,15 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from pipeline.core.engine import FitResult, fit
 from pipeline.core.errors import DataError, ParamError
 from pipeline.core.files import atomic_path
 from pipeline.core.params import bounds
 from pipeline.core.schedule import Schedules
-from pipeline.core.scores import accuracy, cross_entropy
-from pipeline.core.split import Split
 from pipeline.data.download import RemoteFile
 from pipeline.data.idx import read_idx
-from pipeline.emnist.models import PARAMETER_TOLERANCE, CnnConfig, MlpConfig, build, parameter_counts
+from pipeline.emnist.models import PARAMETER_TOLERANCE, CnnConfig, MlpConfig, parameter_counts
 
 ARCHIVE = RemoteFile(url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
                      md5="58c8d27c78d21e728a6bc7b3cc06412e",
@@ -174,35 +171,6 @@ def prepare(raw_dir: Path, val_fraction: float, seed: int) -> dict:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def splits(data: dict, t: EmnistTrain, device: torch.device) -> dict[str, Split]:
-    """train / val (the seeded split of NIST's train) and test, uint8 images on `device`, cut to
-    the configured limits (None: all)."""
-    out = {}
-    for name, idx in (("train", data["train_idx"][:t.train_limit]), ("val", data["val_idx"][:t.val_limit])):
-        out[name] = Split(data["train_x"][idx].to(device), data["train_y"][idx].to(device))
-    out["test"] = Split(data["test_x"][:t.test_limit].to(device), data["test_y"][:t.test_limit].to(device))
-    for name, split in out.items():
-        if len(split) == 0:
-            raise DataError(f"emnist {name} split is empty; check emnist.train.{name}_limit and the prepared data")
-    return out
-
-
-def train_model(name: str, cfg: EmnistConfig, data: dict[str, Split], classes: int, *, seed: int,
-                amp_dtype=None, on_epoch=None, resume_dir: Path | None = None,
-                snapshot_epochs: tuple[int, ...] = ()) -> tuple[nn.Module, FitResult]:
-    """Build `name`, set its input statistics from the training split, train with the shared
-    hyper-parameters, and return it holding the best epoch's weights (by validation accuracy)."""
-    torch.manual_seed(seed)
-    device = data["train"].inputs.device
-    model = build(name, cfg.mlp, cfg.cnn, classes).to(device)
-    model.standardize.fit(data["train"].inputs)
-    out = fit(model, data["train"], data["val"], cross_entropy, cfg.train.train_config(), seed=seed,
-              metrics=accuracy, amp_dtype=amp_dtype, on_epoch=on_epoch, resume_dir=resume_dir,
-              snapshot_epochs=snapshot_epochs)
-    model.load_state_dict(out.best_state)
-    return model, out
 
 
 def first_of_each_class(labels: Tensor, classes: int) -> list[int | None]:

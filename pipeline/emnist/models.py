@@ -163,7 +163,7 @@ def _conv_stats(model: nn.Module, image: tuple[int, int]) -> list[dict]:
 def predict(model: nn.Module, images: Tensor, batch_size: int, amp_dtype=None) -> tuple[Tensor, float]:
     """Argmax predictions for all `images` and the throughput (images per second) of that pass."""
     from pipeline.core.device import synchronize
-    from pipeline.core.engine import predict as batched
+    from pipeline.core.inference import predict as batched
 
     model.eval()
     synchronize(images.device)
