@@ -63,21 +63,56 @@ def _git_revision() -> str:
         return "unknown"
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3 opens these on training runs
+CONSTANTS = ("parameters", "_samples")     # a run's sizes: recorded as params, not as one-point metrics
+
+
 @contextlib.contextmanager
-def stage_run(experiment: str, stage: str, params: Mapping[str, object]) -> Iterator["StageRun"]:
-    """One MLflow run for one stage execution; closed as FAILED if the stage raises."""
+def stage_run(experiment: str, stage: str, params: Mapping[str, object],
+              run_id: str | None = None) -> Iterator["StageRun"]:
+    """One MLflow run for one stage execution. `run_id`: the run an interrupted execution of this
+    stage left behind (its resume checkpoint keeps the id): continued, so the stage ends as one
+    run holding every epoch. A stage that raises ends its run FAILED with the error as a tag."""
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     # resolve both before set_tracking_uri, which writes MLFLOW_TRACKING_URI into os.environ
     uri, location = tracking_uri(), artifact_location(experiment)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
-    run_name = os.environ.get("DVC_STAGE", stage)
-    with mlflow.start_run(run_name=run_name, tags=run_tags(stage)) as run:
-        mlflow.log_params({k: _param_text(v) for k, v in params.items()})
-        yield StageRun(run.info.run_id)
+    found = mlflow.get_experiment_by_name(experiment)
+    exp_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=location)
+    if found is None or found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+        for key, value in EXPERIMENT_KIND.items():
+            MlflowClient().set_experiment_tag(exp_id, key, value)
+    mlflow.set_experiment(experiment_id=exp_id)
+    resumed = run_id is not None and _continuable(MlflowClient(), run_id, exp_id)
+    tags = {**run_tags(stage), "mlflow.note.content": _description(stage)}
+    start = dict(run_id=run_id) if resumed else dict(run_name=os.environ.get("DVC_STAGE", stage), tags=tags)
+    with mlflow.start_run(**start) as run:
+        if not resumed:
+            mlflow.log_params({k: _param_text(v) for k, v in params.items()})
+        try:
+            yield StageRun(run.info.run_id)
+        except BaseException as exc:
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            raise
+
+
+def _continuable(client, run_id: str, experiment_id: str) -> bool:
+    """Whether `run_id` names a run of this experiment that did not finish (left RUNNING by a
+    killed process, or FAILED)."""
+    try:
+        info = client.get_run(run_id).info
+    except Exception:  # noqa: BLE001 - a run id from another store or a deleted run: start afresh
+        return False
+    return info.experiment_id == experiment_id and info.status != "FINISHED" and info.lifecycle_stage == "active"
+
+
+def _description(stage: str, env: Mapping[str, str] | None = None) -> str:
+    """The run's description: which DVC experiment it belongs to, or the workspace."""
+    env = os.environ if env is None else env
+    where = f"DVC experiment {env['DVC_EXP_NAME']}" if env.get("DVC_EXP_NAME") else "workspace"
+    return f"{where}: `{env.get('DVC_STAGE', stage)}`"
 
 
 def _param_text(value) -> str:
@@ -92,14 +127,20 @@ class StageRun:
         self.run_id = run_id
 
     def log_epoch(self, record: Mapping[str, float]) -> None:
+        """One epoch's history record; `epoch` is the step, and the optimiser step count is no curve."""
         import mlflow
 
-        mlflow.log_metrics({k: float(v) for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
+        mlflow.log_metrics({k: float(v) for k, v in record.items() if k not in ("epoch", "step")},
+                           step=int(record["epoch"]))
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:
+        """Final metrics; sizes (parameter and sample counts) and flags go to the params."""
         import mlflow
 
-        mlflow.log_metrics({prefix + k: float(v) for k, v in metrics.items()})
+        constant = {k: v for k, v in metrics.items() if k.endswith(CONSTANTS) or isinstance(v, bool)}
+        mlflow.log_metrics({prefix + k: float(v) for k, v in metrics.items() if k not in constant})
+        if constant:
+            mlflow.log_params({prefix + k: _param_text(v) for k, v in constant.items()})
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         import mlflow

@@ -43,11 +43,12 @@ def train() -> None:
     unit_pair = lambda x, y, training: (to_unit(x), to_unit(x))  # noqa: E731  (the target is the input)
     params = flatten({**to_dict(cfg.train_config()), "encoder": cfg.encoder, "dataset": data["dataset"],
                       "train_samples": len(train_split), "device": str(st.device)})
-    with st.tracked(params) as tracker:
+    resume = st.resume((st.settings, cfg), (data["path"],))
+    with st.tracked(params, resume) as tracker:
         out = fit(model, Split(train_split.inputs, train_split.inputs), None, ae.reconstruction_loss,
                   cfg.train_config(), seed=st.seed, prepare=unit_pair, amp_dtype=st.amp, on_epoch=tracker.log_epoch,
                   watch={"test": Split(test.inputs, test.inputs)}, snapshot_epochs=cfg.show_epochs,
-                  resume_dir=st.resume((st.settings, cfg), (data["path"],)))
+                  resume_dir=resume)
         history = pd.DataFrame(out.history)
         pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(st.seed))[:cfg.show_images]
         shown = to_unit(data["test_x"][pick])
@@ -103,10 +104,11 @@ def classify(variant: str) -> None:
     train_split = Split(data["train_codes"].to(st.device), data["train_y"].to(st.device))
     test = Split(data["test_codes"].to(st.device), data["test_y"].to(st.device))
     model = ae.build_classifier(variant, ccfg, train_split.inputs.shape[1]).to(st.device)
-    with st.tracked(flatten({"variant": variant, **to_dict(ccfg)})) as tracker:
+    resume = st.resume((st.settings, ccfg, variant), (CODES,))
+    with st.tracked(flatten({"variant": variant, **to_dict(ccfg)}), resume) as tracker:
         out = fit(model, train_split, None, sc.cross_entropy, ccfg.train_config(), seed=st.seed,
                   metrics=sc.accuracy, on_epoch=tracker.log_epoch, watch={"test": test},
-                  resume_dir=st.resume((st.settings, ccfg, variant), (CODES,)))
+                  resume_dir=resume)
         with torch.no_grad():
             pred = model.eval()(test.inputs).argmax(1).cpu()
         labels, classes = data["test_y"], data["classes"]

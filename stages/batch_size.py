@@ -39,10 +39,11 @@ def train(size: str) -> None:
     schedule = cfg.train_config(batch_size=size)
     params = flatten({"batch_size": size, **to_dict(schedule), "hidden": cfg.hidden, "dataset": data["dataset"],
                       "train_samples": len(train_split), "device": str(st.device)})
-    with st.tracked(params) as tracker:
+    resume = st.resume((st.settings, cfg, size), (data["path"],))
+    with st.tracked(params, resume) as tracker:
         out = fit(model, train_split, None, study.cross_entropy, schedule, seed=st.seed, prepare=flat_unit,
                   metrics=study.accuracy, amp_dtype=st.amp, on_epoch=tracker.log_epoch, watch={"test": test},
-                  resume_dir=st.resume((st.settings, cfg, size), (data["path"],)))
+                  resume_dir=resume)
         last = out.history[-1]
         metrics = {k: last[k] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
         metrics.update(steps=last["step"], train_seconds=round(last["elapsed_seconds"], 3),

@@ -69,10 +69,11 @@ def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
                       "device": str(st.device), "train_samples": len(train_split), "val_samples": len(val),
                       "colours": len(colours)})
     metrics_path = (SWEEPS if sweep else METRICS) / f"{label}.json"
-    with st.tracked(params) as tracker:
+    resume = None if sweep else st.resume((st.settings, run), (HORSES,))
+    with st.tracked(params, resume) as tracker:
         model, out, diverged = train_run(model_name, run, train_split, val, len(colours), seed=st.seed,
                                          amp_dtype=st.amp, on_epoch=tracker.log_epoch, sweep=bool(sweep),
-                                         resume_dir=None if sweep else st.resume((st.settings, run), (HORSES,)))
+                                         resume_dir=resume)
         base = {"model": model_name, "sweep": sweep, "filters": run.filters, "kernel": run.kernel, "lr": run.lr,
                 "epochs": run.epochs, "parameters": parameter_count(model)}
         if diverged:

@@ -26,6 +26,7 @@ from pipeline.core.settings import Settings, settings_from
 
 T = TypeVar("T")
 RESUME_ROOT = Path(".cache/resume")
+RUN_ID_FILE = "mlflow_run_id"         # in a resume folder: the MLflow run an interrupted stage continues
 
 
 def load_section(name: str, cls: type[T], path: str = "params.yaml") -> tuple[Settings, T]:
@@ -86,15 +87,26 @@ class Stage:
         return flatten({**plain, "seed": self.seed, "scale": self.settings.scale, "device": str(self.device)})
 
     @contextlib.contextmanager
-    def tracked(self, params: dict) -> Iterator:
-        """The stage's MLflow run (tracking records; it changes no result)."""
+    def tracked(self, params: dict, resume: Path | None = None) -> Iterator:
+        """The stage's MLflow run (tracking records; it changes no result). With `resume` (the
+        stage's resume folder) the run's id is kept there while the stage runs, so an execution
+        that was killed and runs again continues its own run: one run, every epoch."""
         if not self.writes:
             yield _Silent()
             return
         from pipeline.tracking import stage_run
 
-        with stage_run(self.experiment, self.name, params) as tracker:
+        kept = resume / RUN_ID_FILE if resume is not None else None
+        run_id = kept.read_text().strip() if kept is not None and kept.exists() else None
+        with stage_run(self.experiment, self.name, params, run_id) as tracker:
+            if kept is not None:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text(tracker.run_id)
             yield tracker
+        if kept is not None:                 # finished: nothing left to continue
+            kept.unlink(missing_ok=True)
+            if kept.parent.is_dir() and not any(kept.parent.iterdir()):
+                kept.parent.rmdir()
 
     def resume(self, key, inputs: tuple[Path, ...] = ()) -> Path:
         """A git-ignored folder for resume checkpoints, keyed by stage, `key` (params) and input bytes."""

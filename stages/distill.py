@@ -183,7 +183,7 @@ def _student(st, name: str, alpha: float, tau: float, with_teacher: bool, epochs
                        **{f"{k}_samples": len(data[k]) for k in ("train", "val", "test")})
     resume = st.resume((st.settings, cfg.student, cfg.views, cfg.data, alpha, tau, epochs),
                        (cifar10.PREPARED, LOGITS) if with_teacher else (cifar10.PREPARED,))
-    with st.tracked(params) as tracker:
+    with st.tracked(params, resume) as tracker:
         model, out = train_student(data, data["views"], data["logits"], alpha, tau, cfg.student.train,
                                    width=cfg.student.width, dropout=cfg.student.dropout, seed=st.seed,
                                    classes=len(data["classes"]), epochs=epochs, amp_dtype=st.amp,
@@ -264,7 +264,7 @@ def finetune() -> None:
     params = st.params(finetune=cfg.finetune, teacher=cfg.teacher, views=cfg.views,
                        **{f"{k}_samples": len(v) for k, v in data.items()})
     resume = st.resume((st.settings, cfg.finetune, cfg.teacher, cfg.views, cfg.data), (cifar10.PREPARED,))
-    with st.tracked(params) as tracker:
+    with st.tracked(params, resume) as tracker:
         out = train_finetune(net, data, cfg.finetune.train, cfg.finetune.backbone_lr, cfg.views, seed=st.seed,
                              amp_dtype=st.amp, on_epoch=tracker.log_epoch, resume_dir=resume)
         net.eval()

@@ -64,10 +64,11 @@ def train(model: str) -> None:
     del data
     arch = cfg.mlp if name == "mlp" else cfg.cnn
     params = st.params(model=name, **to_dict(arch), train=cfg.train, **{f"{k}_samples": len(v) for k, v in splits.items()})
-    with st.tracked(params) as tracker:
+    resume = st.resume((st.settings, cfg, name), (PREPARED,))
+    with st.tracked(params, resume) as tracker:
         net, out = et.train_model(name, cfg, splits, len(classes), seed=st.seed, amp_dtype=st.amp,
                                       on_epoch=tracker.log_epoch,
-                                      resume_dir=st.resume((st.settings, cfg, name), (PREPARED,)))
+                                      resume_dir=resume)
         pred, test_rate = em.predict(net, splits["test"].inputs, cfg.train.eval_batch, st.amp)
         scores = score_predictions(st, tracker, splits["test"].targets, pred, classes,
                                    per_class=PLOTS / f"{name}_per_class.csv",

@@ -85,8 +85,8 @@ def train() -> None:
     del data
     params = st.params(model=cfg.model, augment=cfg.augment, train=cfg.train,
                        **{f"{k}_samples": len(v) for k, v in splits.items()})
-    with st.tracked(params) as tracker:
-        resume = st.resume((st.settings, cfg.model, cfg.augment, cfg.train), (PREPARED,))
+    resume = st.resume((st.settings, cfg.model, cfg.augment, cfg.train), (PREPARED,))
+    with st.tracked(params, resume) as tracker:
         model, out = ft.train_model(cfg.model, cfg.augment, cfg.train, splits, seed=st.seed, amp_dtype=st.amp,
                                     on_epoch=tracker.log_epoch, resume_dir=resume)
         test = splits["test"]

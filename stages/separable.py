@@ -24,9 +24,10 @@ def train() -> None:
     x, y = study.make_data(cfg, st.seed)
     train_split, val = study.splits(x, y, cfg.val_fraction, st.seed, st.device)
     model = study.SoftmaxMLP(cfg.hidden).to(st.device)
-    with st.tracked(flatten(to_dict(cfg))) as tracker:
+    resume = st.resume((st.settings, cfg))
+    with st.tracked(flatten(to_dict(cfg)), resume) as tracker:
         out = fit(model, train_split, val, study.bce_on_softmax, cfg.train, seed=st.seed, metrics=study.accuracy,
-                  on_epoch=tracker.log_epoch, resume_dir=st.resume((st.settings, cfg)))
+                  on_epoch=tracker.log_epoch, resume_dir=resume)
         model.load_state_dict(out.best_state)
         last = out.history[-1]
         metrics = {"final_train_loss": last["train_loss"], "final_val_loss": last["val_loss"],

@@ -53,7 +53,7 @@ def train(variant: str) -> None:
     samples = load_tensors(SAMPLES)["samples"]
     resume = st.resume((st.settings, cfg.train, v), (SAMPLES,))
     t0 = time.perf_counter()
-    with st.tracked(st.params(variant=variant, **to_dict(v), train=cfg.train)) as tracker:
+    with st.tracked(st.params(variant=variant, **to_dict(v), train=cfg.train), resume) as tracker:
         out = train_variant(samples, v, cfg.train, st.device, st.seed, st.amp, tracker.log_epoch, resume)
         seconds = time.perf_counter() - t0
         metrics = {**out.test, "best_epoch": out.fit.best_epoch, "best_val_loss": out.fit.best_value,

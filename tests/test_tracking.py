@@ -71,6 +71,8 @@ def test_stage_run_writes_params_epoch_metrics_and_artifacts_to_sqlite(tmp_path,
     assert r.info.status == "FINISHED" and r.info.run_name == "superres_train@literal"
     assert r.data.params == {"lr": "0.001", "hidden": "(64, 128)"}
     assert r.data.tags["dvc.exp_name"] == "tidy-elm" and r.data.tags["dvc.stage"] == "superres_train@literal"
+    assert r.data.tags["mlflow.note.content"] == "DVC experiment tidy-elm: `superres_train@literal`"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"     # MLflow 3 opens it on training runs
     steps = client.get_metric_history(r.info.run_id, "train_loss")
     assert [(m.step, m.value) for m in steps] == [(1, 0.5), (2, 0.25), (3, 0.125)]
     assert r.data.metrics["test_loss"] == pytest.approx(0.1)
@@ -91,4 +93,63 @@ def test_a_failing_stage_marks_its_run_failed(tmp_path, monkeypatch):
             raise RuntimeError("boom")
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
     (r,) = client.search_runs([client.get_experiment_by_name("superres").experiment_id])
-    assert r.info.status == "FAILED"
+    assert r.info.status == "FAILED" and r.data.tags["error"] == "RuntimeError: boom"
+
+
+def test_sizes_go_to_params_and_the_step_count_is_no_curve(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(_repo(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    with stage_run("emnist", "emnist_train@cnn", {"lr": 0.1}) as run:
+        run.log_epoch({"epoch": 1, "step": 40, "train_loss": 0.5, "val_accuracy": 0.75})
+        run.log_metrics({"test_accuracy": 0.8, "parameters": 20198, "test_samples": 512, "pretrained": False})
+    client = MlflowClient(f"sqlite:///{Path.cwd()}/mlflow.db")
+    (r,) = client.search_runs([client.get_experiment_by_name("emnist").experiment_id])
+    assert set(r.data.metrics) == {"train_loss", "val_accuracy", "test_accuracy"}
+    assert r.data.params == {"lr": "0.1", "parameters": "20198", "test_samples": "512", "pretrained": "False"}
+    assert r.data.tags["mlflow.note.content"] == "workspace: `emnist_train@cnn`"
+
+
+KILLED_STAGE = """
+import os, signal, sys
+from pipeline.tracking import stage_run
+with stage_run("separable", "separable_train", {"lr": 0.01}) as run:
+    print(run.run_id, flush=True)
+    for epoch in (1, 2, 3):
+        run.log_epoch({"epoch": epoch, "train_loss": 1.0 / epoch})
+    os.kill(os.getpid(), signal.SIGKILL)        # as `kill -9` would, in the middle of the stage
+"""
+
+
+def test_a_killed_stage_continues_its_own_run_and_ends_it_finished(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import ROOT
+
+    root = _repo(tmp_path)
+    monkeypatch.chdir(root)
+    for name in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_STAGE"):
+        monkeypatch.delenv(name, raising=False)
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", KILLED_STAGE], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    run_id = proc.stdout.split()[0]
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    assert client.get_run(run_id).info.status == "RUNNING"       # what the kill left behind
+    with stage_run("separable", "separable_train", {"lr": 0.01}, run_id=run_id) as run:
+        assert run.run_id == run_id
+        for epoch in (4, 5):
+            run.log_epoch({"epoch": epoch, "train_loss": 1.0 / epoch})
+    (r,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
+    assert r.info.run_id == run_id and r.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [1, 2, 3, 4, 5]
+    # a finished run is not continued: the next execution of the stage is a run of its own
+    with stage_run("separable", "separable_train", {"lr": 0.01}, run_id=run_id) as again:
+        assert again.run_id != run_id

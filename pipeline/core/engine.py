@@ -107,10 +107,10 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
             state["snapshots"][epoch + 1] = _cpu_state(model)
         state["history"].append(record)
         state["epoch"] = epoch + 1
+        if on_epoch is not None:        # first: a stage killed before the checkpoint repeats this epoch,
+            on_epoch(record)            # bit for bit, rather than leave it out of what on_epoch records
         if ckpt is not None:
             _save_resume(ckpt, state, model, opt, sched, gen)
-        if on_epoch is not None:
-            on_epoch(record)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
     if ckpt is not None:            # finished: the stage writes the outputs; nothing left to resume
         ckpt.unlink(missing_ok=True)

@@ -1,0 +1,66 @@
+"""The stage harness around a real stage process: killed with SIGKILL in the middle of training
+and run again, the stage resumes from its checkpoint into the same MLflow run, which ends
+FINISHED holding every epoch."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e          # a real stage process, killed and run again (about half a minute)
+
+EPOCHS = 600
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def _logged_epochs(client) -> tuple[str | None, int]:
+    exp = client.get_experiment_by_name("separable")
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    if not runs:
+        return None, 0
+    return runs[0].info.run_id, len(client.get_metric_history(runs[0].info.run_id, "train_loss"))
+
+
+def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["separable"]["train"]["epochs"] = EPOCHS
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri)
+    cmd = [sys.executable, "-m", "stages.separable", "train"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    client, deadline, logged = _client(uri), time.time() + 180, 0
+    while logged < 20 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            run_id, logged = _logged_epochs(client)
+        except Exception:  # noqa: BLE001 - the store is still being created by the stage
+            continue
+    assert proc.poll() is None and logged >= 20, "the stage finished or stalled before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert client.get_run(run_id).info.status == "RUNNING"          # what a kill leaves behind
+    (folder,) = (tmp_path / ".cache/resume").iterdir()
+    assert (folder / "last.pt").exists() and (folder / "mlflow_run_id").read_text() == run_id
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(run_id, "train_loss")]
+    # every epoch once; the one the kill may have caught between its record and its checkpoint twice
+    assert set(steps) == set(range(1, EPOCHS + 1)) and len(steps) - EPOCHS in (0, 1)
+    assert run.data.params["parameters"] == "42" and "final_train_loss" in run.data.metrics
+    assert not (tmp_path / ".cache/resume").exists() or not any((tmp_path / ".cache/resume").iterdir())
