@@ -33,3 +33,13 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_removing_a_file_takes_the_leftovers_of_a_killed_atomic_write_with_it(tmp_path):
+    from pipeline.core.files import remove_with_leftovers
+
+    (tmp_path / "last.pt").write_bytes(b"checkpoint")
+    (tmp_path / ".last.x1y2z3.tmp.pt").write_bytes(b"half")      # what SIGKILL mid-write leaves
+    (tmp_path / ".other.a.tmp.pt").write_bytes(b"not ours")
+    remove_with_leftovers(tmp_path / "last.pt")
+    assert os.listdir(tmp_path) == [".other.a.tmp.pt"]

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from pipeline.core.device import autocast
 from pipeline.core.errors import ParamError, TrainingDiverged
-from pipeline.core.files import atomic_torch_save
+from pipeline.core.files import atomic_torch_save, remove_with_leftovers
 from pipeline.core.inference import Prepare, predict
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
@@ -113,7 +113,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
             _save_resume(ckpt, state, model, opt, sched, gen)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
     if ckpt is not None:            # finished: the stage writes the outputs; nothing left to resume
-        ckpt.unlink(missing_ok=True)
+        remove_with_leftovers(ckpt)
         if not any(ckpt.parent.iterdir()):
             ckpt.parent.rmdir()
     return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start,

@@ -30,6 +30,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_with_leftovers(path: str | Path) -> None:
+    """Delete `path` and the temporary files an interrupted atomic write of it left beside it (a
+    process killed between writing and renaming)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    for stale in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+        stale.unlink(missing_ok=True)
+
+
 def atomic_torch_save(obj, path: str | Path) -> None:
     """torch.save, byte-identical for equal content: given a path, torch names the zip's inner
     folder after the file (here a random temporary name); given a file object it does not."""
