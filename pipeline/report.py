@@ -14,6 +14,13 @@ from pipeline.core.errors import DataError, PipelineError
 from pipeline.core.files import atomic_path, write_text
 
 FAILED_DIR = Path(".cache/reports")
+# run first in every report (kept in the .ipynb, hidden in the HTML like all code): tables show whole
+# numbers as whole numbers, six significant digits otherwise, and every column and cell in full
+SETUP = """import pandas as pd
+pd.set_option("display.float_format", "{:.6g}".format)
+pd.set_option("display.max_colwidth", None)
+pd.set_option("display.max_columns", None)
+pd.set_option("display.width", 250)"""
 
 
 def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path, preface: str | None = None) -> None:
@@ -22,11 +29,11 @@ def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path
     import jupytext
     import nbformat
     import papermill
-    from nbconvert import HTMLExporter
 
     if not source.exists():
         raise DataError(f"{source}: report source missing; restore it from git")
     nb = jupytext.read(source)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP, metadata={"tags": ["setup"]}))
     if preface:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(preface))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -43,8 +50,31 @@ def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path
             raise PipelineError(f"report {source.name}: cell {exc.exec_count} raised {exc.ename}: "
                                 f"{exc.evalue.splitlines()[0] if exc.evalue else ''}; the failed notebook "
                                 f"is at {kept}") from None
-        body, _ = HTMLExporter().from_filename(str(out))
+        body = html_page(nbformat.read(str(out), as_version=4))
     write_text(body, html)
+
+
+def html_page(nb) -> str:
+    """The executed notebook as a page to read: no code cells or prompts (the .ipynb keeps them),
+    no stderr (library warnings are not part of a report), titled by its first heading."""
+    from nbconvert import HTMLExporter
+
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title_of(nb)}})
+    return body
+
+
+def title_of(nb) -> str:
+    """The text of the notebook's first `# ` heading, without markdown marks."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].replace("`", "").replace("**", "").strip()
+    return "report"
 
 
 def show(fig) -> None:

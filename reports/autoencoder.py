@@ -1,5 +1,5 @@
 # %% [markdown]
-# # `autoencoder` — MNIST autoencoder, 30-d codes, and a classifier on the codes
+# # `autoencoder` — an autoencoder's 30-d codes, and a classifier on the codes
 #
 # Seed 003: MNIST with `ToTensor` + `Normalize(0, 1)`, batches of 100; an autoencoder
 # 784 → 500 → 200 → 100 → 30 → 100 → 200 → 500 → 784 (ReLU between layers, sigmoid output), MSE,

@@ -65,6 +65,26 @@ def test_report_renders_parameters_with_a_real_kernel(tmp_path):
     assert "answer is 42" in nb.read_text() and "answer is 42" in html.read_text()
 
 
+def test_the_html_is_a_page_to_read_and_the_notebook_keeps_everything(tmp_path):
+    import json
+
+    src = tmp_path / "demo.py"
+    src.write_text('# %% [markdown]\n# # `demo` — a **small** report\n\n# %% tags=["parameters"]\nanswer = 1\n\n'
+                   '# %%\nimport sys\nimport pandas as pd\nprint("stdout stays")\n'
+                   'print("a library warning", file=sys.stderr)\n'
+                   'pd.DataFrame({"parameters": [10499.0], "psnr": [28.78512], "holdout_name": ["x" * 80]})\n')
+    nb, html = tmp_path / "out" / "demo.ipynb", tmp_path / "out" / "demo.html"
+    render(src, nb, html, {"answer": 2}, cwd=tmp_path)
+    page = html.read_text()
+    assert "<title>demo — a small report</title>" in page                # not a temporary file's name
+    assert "stdout stays" in page and "a library warning" not in page
+    assert "print(" not in page and "answer = 2" not in page and "In&nbsp;[" not in page   # no code, no prompts
+    assert "<td>10499</td>" in page and "<td>28.7851</td>" in page and "x" * 80 in page   # whole numbers whole
+    cells = json.loads(nb.read_text())["cells"]
+    assert any("answer = 2" in "".join(c["source"]) for c in cells)    # the notebook keeps papermill's cell
+    assert any("a library warning" in str(c.get("outputs")) for c in cells)
+
+
 def test_a_failing_report_leaves_no_output_and_keeps_the_old_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "demo.py"
