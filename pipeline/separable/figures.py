@@ -21,9 +21,12 @@ def loss_curve(history: list[dict]) -> plt.Figure:
 def boundary(model: nn.Module, x: Tensor, y: Tensor) -> plt.Figure:
     gx, gy, p = decision_grid(model)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    ax.contourf(gx, gy, p, levels=20, cmap="RdBu_r", alpha=0.6)
+    filled = ax.contourf(gx, gy, p, levels=20, cmap="RdBu_r", alpha=0.6, vmin=0, vmax=1)
     ax.contour(gx, gy, p, levels=[0.5], colors="k")
     ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=14)
-    ax.set_title("P(class 1) and the 0.5 boundary", fontsize=9)
+    fig.colorbar(filled, ax=ax, label="P(class 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.set_title("The blobs, P(class 1) and the 0.5 boundary (black)", fontsize=9)
     fig.tight_layout()
     return fig
