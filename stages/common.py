@@ -16,7 +16,7 @@ import inspect
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -71,6 +71,7 @@ class Stage:
     cfg: object                 # the experiment's validated params section
     device: object              # torch.device
     amp: object                 # autocast dtype, or None for fp32
+    tracker: object = field(default=None, init=False, repr=False)   # the open MLflow run, inside `tracked`
 
     @property
     def seed(self) -> int:
@@ -102,7 +103,11 @@ class Stage:
             if kept is not None:
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 kept.write_text(tracker.run_id)
-            yield tracker
+            self.tracker = tracker
+            try:
+                yield tracker
+            finally:
+                self.tracker = None
         if kept is not None:                 # finished: nothing left to continue
             kept.unlink(missing_ok=True)
             if kept.parent.is_dir() and not any(kept.parent.iterdir()):
@@ -122,6 +127,8 @@ class Stage:
 
         if self.writes:
             atomic_torch_save(obj, path)
+            if self.tracker is not None and Path(path).parts[0] == "models":
+                self.tracker.log_artifact(path, "model")        # the run holds the model it trained
 
     def write_json(self, obj, path: Path) -> None:
         from pipeline.core.files import write_json

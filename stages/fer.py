@@ -108,6 +108,7 @@ def train() -> None:
                    "test_samples_per_second": round(len(test) / seconds)}
         if st.writes:
             fm.save(model, cfg.model, MODEL, best_epoch=out.best_epoch, tta=cfg.train.tta, origin=origin)
+            tracker.log_artifact(MODEL, "model")
         st.write_json(metrics, METRICS)
         st.write_csv(out.history, PLOTS / "history.csv")
         tracker.log_metrics(metrics)

@@ -63,4 +63,6 @@ def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_
     # every epoch once; the one the kill may have caught between its record and its checkpoint twice
     assert set(steps) == set(range(1, EPOCHS + 1)) and len(steps) - EPOCHS in (0, 1)
     assert run.data.params["parameters"] == "42" and "final_train_loss" in run.data.metrics
+    files = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id, "model")}
+    assert {"loss.png", "boundary.png", "model/mlp.pt"} <= files       # its figures and the model it trained
     assert not (tmp_path / ".cache/resume").exists() or not any((tmp_path / ".cache/resume").iterdir())
