@@ -91,6 +91,8 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
     with mlflow.start_run(**start) as run:
         if not resumed:
             mlflow.log_params({k: _param_text(v) for k, v in params.items()})
+        elif "error" in MlflowClient().get_run(run_id).data.tags:
+            MlflowClient().delete_tag(run_id, "error")        # an earlier failure this execution gets past
         try:
             yield StageRun(run.info.run_id)
         except BaseException as exc:

@@ -16,7 +16,8 @@ from stages.common import begin, load_tensors, main
 RAW = Path("data/raw/resnet50")
 WEIGHTS_MARKER = RAW / "weights.json"
 FEATURES, LOGITS = Path("data/features/distill/backbone.pt"), Path("data/features/distill/teacher_logits.pt")
-MODELS, METRICS, PLOTS, FIGURES = Path("models/distill"), Path("metrics/distill"), Path("plots/distill"), Path("figures/distill")
+MODELS, METRICS = Path("models/distill"), Path("metrics/distill")
+PLOTS, FIGURES = Path("plots/distill"), Path("figures/distill")
 GRID_METRICS, GRID_PLOTS = METRICS / "grid", PLOTS / "grid"
 
 
@@ -272,7 +273,8 @@ def finetune() -> None:
         metrics = {**_scores(st, tracker, "finetune", net, test, images["classes"], cfg.teacher.batch, st.amp,
                              "ResNet-50 fine-tuned (d)"),
                    **fit_summary(out), "parameters": parameter_count(net), "resize": cfg.teacher.resize,
-                   "pretrained": cfg.teacher.pretrained, "backbone_lr": cfg.finetune.train.lr * cfg.finetune.backbone_lr,
+                   "pretrained": cfg.teacher.pretrained,
+                   "backbone_lr": cfg.finetune.train.lr * cfg.finetune.backbone_lr,
                    "inference_samples_per_second": round(throughput(net, test.inputs[:cfg.teacher.batch * 4],
                                                                     cfg.teacher.batch, st.amp))}
         st.save({"state_dict": out.best_state, "resize": cfg.teacher.resize, "classes": images["classes"]},

@@ -13,7 +13,8 @@ from stages.common import begin, load_tensors, main
 
 RAW, PREPARED = Path("data/raw/emnist"), Path("data/prepared/emnist.pt")
 ARCHIVE_DIR = Path(".cache/downloads/emnist")       # git-ignored, removed once extracted
-MODELS, METRICS, PLOTS, FIGURES = Path("models/emnist"), Path("metrics/emnist"), Path("plots/emnist"), Path("figures/emnist")
+MODELS, METRICS = Path("models/emnist"), Path("metrics/emnist")
+PLOTS, FIGURES = Path("plots/emnist"), Path("figures/emnist")
 
 
 def download() -> None:
@@ -63,7 +64,8 @@ def train(model: str) -> None:
     splits = et.splits(data, cfg.train, st.device)
     del data
     arch = cfg.mlp if name == "mlp" else cfg.cnn
-    params = st.params(model=name, **to_dict(arch), train=cfg.train, **{f"{k}_samples": len(v) for k, v in splits.items()})
+    params = st.params(model=name, **to_dict(arch), train=cfg.train,
+                       **{f"{k}_samples": len(v) for k, v in splits.items()})
     resume = st.resume((st.settings, cfg, name), (PREPARED,))
     with st.tracked(params, resume) as tracker:
         net, out = et.train_model(name, cfg, splits, len(classes), seed=st.seed, amp_dtype=st.amp,

@@ -16,7 +16,8 @@ from stages.common import begin, load_tensors, main
 RAW, DOWNLOADS = Path("data/raw/fer"), Path(".cache/downloads/fer")   # downloads: git-ignored, kept for reruns
 MARKER = RAW / ".source.json"
 PREPARED = Path("data/prepared/fer.pt")
-MODEL, METRICS, PLOTS, FIGURES = Path("models/fer/cnn.pt"), Path("metrics/fer/cnn.json"), Path("plots/fer"), Path("figures/fer")
+MODEL, METRICS = Path("models/fer/cnn.pt"), Path("metrics/fer/cnn.json")
+PLOTS, FIGURES = Path("plots/fer"), Path("figures/fer")
 
 
 def download() -> None:

@@ -150,6 +150,14 @@ def test_a_killed_stage_continues_its_own_run_and_ends_it_finished(tmp_path, mon
     (r,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
     assert r.info.run_id == run_id and r.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [1, 2, 3, 4, 5]
+    # a run that failed is continued too, and no longer carries its error once it finishes
+    with pytest.raises(RuntimeError):
+        with stage_run("separable", "separable_train", {"lr": 0.01}) as failing:
+            raise RuntimeError("out of memory")
+    with stage_run("separable", "separable_train", {"lr": 0.01}, run_id=failing.run_id) as retried:
+        assert retried.run_id == failing.run_id
+    done = client.get_run(failing.run_id)
+    assert done.info.status == "FINISHED" and "error" not in done.data.tags
     # a finished run is not continued: the next execution of the stage is a run of its own
     with stage_run("separable", "separable_train", {"lr": 0.01}, run_id=run_id) as again:
         assert again.run_id != run_id

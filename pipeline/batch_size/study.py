@@ -61,7 +61,8 @@ def train_both_ways(make_model, data: Split, cfg: BatchSizeConfig, seed: int, pr
     for name, parts in (("whole", 1), ("accumulated", acc.batch // acc.micro_batch)):
         torch.manual_seed(seed)
         model = make_model()
-        out = fit(model, subset, None, cross_entropy, cfg.train_config(batch_size=acc.batch, accumulate=parts, epochs=1), seed=seed,
+        schedule = cfg.train_config(batch_size=acc.batch, accumulate=parts, epochs=1)
+        out = fit(model, subset, None, cross_entropy, schedule, seed=seed,
                   prepare=prepare, metrics=accuracy, progress=False,
                   watch={"test": test} if test is not None else None)
         finals.append(torch.cat([p.detach().flatten() for p in model.parameters()]))

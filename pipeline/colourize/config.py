@@ -91,5 +91,6 @@ class ColourizeConfig:
         except ValueError:
             raise ParamError(f"colourize sweep {model} {key}: {text!r} is not a number") from None
         if value not in values:
-            raise ParamError(f"colourize sweep {model} {key} {text}: not in colourize.sweep_{model}.{key} {list(values)}")
+            raise ParamError(f"colourize sweep {model} {key} {text}: not in colourize.sweep_{model}.{key} "
+                             f"{list(values)}")
         return dataclasses.replace(self.run(model), **{key: value})

@@ -1,22 +1,19 @@
-"""`batch_size` and `autoencoder`: networks, gradient accumulation, memory, classification scores."""
+"""batch_size: the MLP, gradient accumulation measured against autograd and against the large
+batch, activation memory, the engine's watched splits, the params section."""
 from __future__ import annotations
 
 import copy
 
 import pytest
 import torch
-from sklearn import metrics as skm
-from torch import nn
 
-from pipeline.autoencoder import model as ae
 from pipeline.batch_size import study as bs
 from pipeline.batch_size.config import AccumulationConfig, BatchSizeConfig
-from pipeline.core import scores as cls
 from pipeline.core.engine import accumulate_gradients, fit, parameter_count
 from pipeline.core.errors import ParamError
 from pipeline.core.params import load_params, parse
 from pipeline.core.split import Split
-from pipeline.data.mnist import flat_unit, to_unit
+from pipeline.data.mnist import MnistConfig, flat_unit, to_unit
 from tests.conftest import ROOT
 
 
@@ -25,31 +22,9 @@ def _digits(n: int, seed: int = 0, dtype=torch.uint8) -> Split:
     return Split(torch.randint(0, 256, (n, 28, 28), generator=g, dtype=dtype), torch.randint(0, 10, (n,), generator=g))
 
 
-def test_network_sizes_equal_the_hand_computed_totals():
+def test_mlp_size_equals_the_hand_computed_total():
     # 784*256+256 + 256*128+128 + 128*10+10
     assert parameter_count(bs.MLP((256, 128))) == 235_146 == bs.mlp_parameters((256, 128))
-    # encoder 784-500-200-100-30 and the mirrored decoder: (784*500+500) + (500*200+200) + (200*100+100)
-    # + (100*30+30), then (30*100+100) + (100*200+200) + (200*500+500) + (500*784+784)
-    assert parameter_count(ae.Autoencoder()) == 1_032_414 == ae.autoencoder_parameters((500, 200, 100, 30))
-    # 30*20+20 + 20*15+15 + 15*10+10
-    for variant in ae.VARIANTS:
-        assert parameter_count(ae.build_classifier(variant, ae.ClassifierConfig(), 30)) == 1_095
-
-
-def test_autoencoder_is_the_reports_network():
-    model = ae.Autoencoder()
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [
-        (784, 500), (500, 200), (200, 100), (100, 30), (30, 100), (100, 200), (200, 500), (500, 784)]
-    assert not isinstance(model.encoder[-1], nn.ReLU)          # the code is linear
-    assert isinstance(model.decoder[-1], nn.Sigmoid)
-    x = to_unit(_digits(4).inputs)
-    assert x.shape == (4, 784) and 0 <= float(x.min()) and float(x.max()) <= 1
-    assert model.encoder(x).shape == (4, 30)
-    out = model(x)
-    assert out.shape == (4, 784) and bool(((out > 0) & (out < 1)).all())
-    assert isinstance(ae.build_classifier("literal", ae.ClassifierConfig(), 30).net[-1], nn.Softmax)
-    assert isinstance(ae.build_classifier("logits", ae.ClassifierConfig(), 30).net[-1], nn.Linear)
 
 
 def test_accumulated_gradient_equals_the_whole_batch_autograd_gradient():
@@ -83,7 +58,8 @@ def test_micro_batch_2_times_k_trains_like_batch_2k():
     init = torch.cat([p.flatten() for p in bs.MLP((16,)).double().parameters()])
     torch.manual_seed(3)
     trained = bs.MLP((16,)).double()
-    fit(trained, Split(data.inputs[:96], data.targets[:96]), None, bs.cross_entropy, cfg.train_config(batch_size=16, accumulate=8, epochs=1),
+    fit(trained, Split(data.inputs[:96], data.targets[:96]), None, bs.cross_entropy,
+        cfg.train_config(batch_size=16, accumulate=8, epochs=1),
         seed=3, prepare=prepare, progress=False)
     assert (torch.cat([p.flatten() for p in trained.parameters()]) - init).abs().max() > 1e-3
 
@@ -102,40 +78,6 @@ def test_activation_memory_grows_with_the_batch_and_not_with_accumulation():
     accumulated = bs.step_memory(model, _digits(128), 64, flat_unit)["activation_bytes"]
     assert accumulated == mem[2]
     assert all(p.grad is None for p in model.parameters())
-
-
-def test_confusion_and_scores_match_sklearn():
-    g = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, 6, (500,), generator=g)
-    pred = torch.where(torch.rand(500, generator=g) < 0.6, labels, torch.randint(0, 7, (500,), generator=g))
-    cm = cls.confusion_matrix(labels, pred, 7)
-    assert cm.tolist() == skm.confusion_matrix(labels, pred, labels=range(7)).tolist()
-    s = cls.scores(cm)
-    assert s["accuracy"] == pytest.approx(skm.accuracy_score(labels, pred))
-    assert s["macro_precision"] == pytest.approx(skm.precision_score(labels, pred, average="macro", zero_division=0))
-    assert s["macro_recall"] == pytest.approx(skm.recall_score(labels, pred, average="macro", zero_division=0))
-    with pytest.warns(UserWarning):
-        want = skm.balanced_accuracy_score(labels, pred)
-    assert s["balanced_accuracy"] == pytest.approx(want)
-    table = cls.prediction_table(labels[:3], pred[:3], tuple("abcdefg"))
-    assert list(table.columns) == ["actual", "predicted"] and table["actual"].tolist() == [
-        "abcdefg"[i] for i in labels[:3].tolist()]
-
-
-def test_softmax_before_cross_entropy_has_a_floor():
-    one_hot_probs = torch.softmax(torch.tensor([[200.0] + [0.0] * 9]), dim=1)
-    assert one_hot_probs[0, 0] == 1.0
-    loss = cls.cross_entropy(one_hot_probs, torch.tensor([0]))
-    assert loss.item() == pytest.approx(ae.double_softmax_floor(), rel=1e-6)
-    assert ae.double_softmax_floor() == pytest.approx(1.4612, abs=1e-4)
-
-
-def test_batch_accuracy_is_per_consecutive_batch():
-    labels = torch.arange(10).repeat(25)                       # 250 test labels
-    pred = labels.clone()
-    pred[:50] = (pred[:50] + 1) % 10                           # the first half of batch 1 wrong
-    acc = ae.batch_accuracy(pred, labels, 100)
-    assert acc.tolist() == [0.5, 1.0, 1.0]
 
 
 def test_engine_keeps_snapshots_and_reports_watched_splits():
@@ -162,13 +104,7 @@ def test_the_params_file_parses_and_bad_values_are_named():
     params = load_params(ROOT / "params.yaml")
     cfg = parse(BatchSizeConfig, params["batch_size"], key="batch_size")
     assert cfg.sizes == (64, 256, 1024) and cfg.accumulation.batch // cfg.accumulation.micro_batch == 32
-    aec = parse(ae.AutoencoderConfig, params["autoencoder"], key="autoencoder")
-    assert aec.encoder == (500, 200, 100, 30) and aec.batch_size == 100 and aec.weight_decay == 1e-5
-    assert aec.at_scale("smoke").epochs == 2 and aec.at_scale("smoke").show_epochs == (1, 2)
-    with pytest.raises(ParamError, match=r"autoencoder.show_epochs: \[12\] after the last epoch"):
-        parse(ae.AutoencoderConfig, {**params["autoencoder"], "show_epochs": [1, 12]}, key="autoencoder")
     with pytest.raises(ParamError, match="batch_size.accumulation.batch: 63 is not a multiple of micro_batch 2"):
         parse(BatchSizeConfig, {**params["batch_size"], "accumulation": {"batch": 63}}, key="batch_size")
     with pytest.raises(ParamError, match="mnist.dataset"):
-        from pipeline.data.mnist import MnistConfig
         parse(MnistConfig, {"dataset": "kmnist"}, key="mnist")
