@@ -63,7 +63,11 @@ display(Markdown(
     f"Points {fp['x']} with classes {fp['y']}. Hidden units ReLU(−x1 − x2) and ReLU(x1 + x2); the output "
     f"gives each class {fp['scale']:g} times its own unit, so the logit margins are {fp['margins']}. "
     f"Loss in **float32: {fp['loss_float32']!r}** (exactly zero); in float64: {fp['loss_float64']:.3g}; "
-    f"exactly: {fp['loss_exact']:.3g}. Accuracy {fp['accuracy_float32']:.0%} in both."))
+    f"exactly: {fp['loss_exact']:.3g}. Accuracy {fp['accuracy_float32']:.0%} in both. The float64 loss is "
+    f"{fp['loss_float64'] / fp['loss_exact']:.2f} × the exact one, not a rounding slip: e^−m (below 1e-52 at "
+    "these margins) is far below half the spacing of float64 numbers next to 1.0 (1.1e-16), so "
+    "p_true rounds to 1 and the −log p_true half of BCELoss is 0 in float64 too; only the other output's "
+    "−log(1 − q) ≈ q = e^−m survives, and BCELoss averages it over the two outputs."))
 
 # %% [markdown]
 # So a zero loss printed during training says the margin passed a rounding threshold, not that

@@ -121,8 +121,8 @@ fig = figures.comparison_grid(feats["hr"][:4], {m: t[:4] for m, t in upscaled["t
 # ## 4×: the 2× network twice, or a network trained for 4×?
 
 # %%
-display(Markdown(answer_4x(summary, "subpixel", "subpixel4x") + " (hold-out photographs). "
-                 + answer_4x(summary, "subpixel", "subpixel4x", "psnr") + " (the ten training photographs)."))
+display(Markdown(answer_4x(summary, "subpixel", "subpixel4x") + " "
+                 + answer_4x(summary, "subpixel", "subpixel4x", "psnr")))
 
 # %%
 if len(feats["holdout_names"]):

@@ -22,14 +22,18 @@ def compare(summary: dict, factor: str, a: str, b: str, key: str = "holdout_psnr
     return f"**{a}** falls short of **{b}** by {vb - va:.{digits}f}{unit} ({va:.3f} vs {vb:.3f})"
 
 
+PHOTOGRAPHS = {"holdout_psnr": "the held-out photographs", "psnr": "the ten training photographs"}
+
+
 def answer_4x(summary: dict, twice: str, direct: str, key: str = "holdout_psnr") -> str:
-    """Is the 2x network applied twice better than a network trained for 4x directly?"""
+    """Is the 2× network applied twice better than a network trained for 4× directly? One sentence
+    on the photographs `key` scores."""
     x4 = summary["x4"]
     t, d, bic = _pick(x4, f"{twice} x2 twice", key), _pick(x4, direct, key), _pick(x4, "bicubic", key)
-    winner = "applying the 2x network twice" if t > d else "the network trained for 4x directly"
+    winner = f"applying `{twice}` twice" if t > d else f"`{direct}`, trained for 4× directly,"
     tie = " — within 0.2 dB, a near tie" if abs(t - d) < 0.2 else ""
-    return (f"On {key.replace('_', ' ')}: 2x twice {t:.2f} dB, direct 4x {d:.2f} dB, bicubic {bic:.2f} dB. "
-            f"Here {winner} does better, by {abs(t - d):.2f} dB{tie}.")
+    return (f"On {PHOTOGRAPHS.get(key, key)}: `{twice}` twice {t:.2f} dB, `{direct}` {d:.2f} dB, bicubic "
+            f"{bic:.2f} dB; {winner} does better, by {abs(t - d):.2f} dB{tie}.")
 
 
 def literal_verdict(summary: dict, key: str = "holdout_psnr") -> str:
