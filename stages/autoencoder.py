@@ -62,7 +62,7 @@ def train() -> None:
         st.write_csv(history, PLOTS / "autoencoder.csv")
         tracker.log_metrics(metrics)
         sample = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(st.seed + 1))[:5]
-        st.figures(tracker, train_figures(data, sample, shown, recons, history, ae.SEED_EPOCH_LOSSES),
+        st.figures(train_figures(data, sample, shown, recons, history, ae.SEED_EPOCH_LOSSES),
                    FIGURES / "train")
     st.done(f"train MSE {metrics['train_loss']:.4f}, test MSE {metrics['test_loss']:.4f}, "
             f"{metrics['parameters']} parameters, {metrics['train_seconds']:.1f}s on {st.device}")
@@ -127,7 +127,7 @@ def classify(variant: str) -> None:
         st.write_csv([{"batch": i + 1, "accuracy": a} for i, a in enumerate(per_batch.tolist())],
                      PLOTS / f"batch_accuracy_{variant}.csv")
         tracker.log_metrics(metrics)
-        st.figures(tracker, {f"confusion_{variant}.png": figures.confusion(
+        st.figures({f"confusion_{variant}.png": figures.confusion(
             cm, classes, f"classifier on codes ({variant}): test accuracy {100 * metrics['test_accuracy']:.1f} %")},
             FIGURES)
     st.done(f"test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f}")

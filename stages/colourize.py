@@ -27,7 +27,7 @@ def palette() -> None:
     cfg = st.cfg
     out = horses(load_tensors(cifar10.PREPARED), cfg.palette, cfg.train_limit, cfg.val_limit, st.seed, st.device)
     share = colour_shares(out["train_y"], len(out["palette"]))
-    st.figures(None, {"palette.png": palette_figure(out["palette"], out["train_y"])}, FIGURES / "data")
+    st.figures({"palette.png": palette_figure(out["palette"], out["train_y"])}, FIGURES / "data")
     st.write_json({"palette": out["palette"].tolist(), "train_share": share.tolist(),
                    "train_horses": len(out["train_x"]), "val_horses": len(out["val_x"])},
                   FIGURES / "data" / "palette.json")
@@ -93,7 +93,7 @@ def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
             st.save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run), "palette": colours},
                     MODELS / f"{model_name}.pt")
             shown = val.inputs[:st.cfg.show]
-            st.figures(tracker, {f"{model_name}.png": colourised({
+            st.figures({f"{model_name}.png": colourised({
                 "grey": col.grey(shown), model_name: col.colourise(model, shown, colours),
                 "palette truth": col.colourise_target(val.targets[:st.cfg.show], colours), "photo": shown})},
                 FIGURES)

@@ -66,7 +66,7 @@ def rank() -> int:
 class Stage:
     """One execution of one dvc stage."""
     name: str                   # the dvc stage, e.g. superres_train@literal (MLflow's run name)
-    experiment: str             # the MLflow experiment
+    experiment: str             # the MLflow experiment: the params section's name
     settings: Settings
     cfg: object                 # the experiment's validated params section
     device: object              # torch.device
@@ -145,9 +145,9 @@ class Stage:
         if self.writes:
             write_csv(frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame), path)
 
-    def figures(self, tracker, figs: dict, folder: Path) -> None:
-        """Each {file name: figure} saved under `folder` as PNG, logged to the run (tracker None:
-        a stage without one), closed."""
+    def figures(self, figs: dict, folder: Path) -> None:
+        """Each {file name: figure} saved under `folder` as PNG, logged to the stage's MLflow run
+        when one is open (`tracked`), closed."""
         import matplotlib.pyplot as plt
 
         from pipeline.core.files import atomic_path
@@ -157,8 +157,8 @@ class Stage:
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(folder / name) as tmp:
                     fig.savefig(tmp, format="png", dpi=110)
-                if tracker is not None:
-                    tracker.log_figure(fig, name)
+                if self.tracker is not None:
+                    self.tracker.log_figure(fig, name)
             plt.close(fig)
 
     def done(self, summary: str) -> None:
@@ -174,7 +174,7 @@ class _Silent:
         return lambda *args, **kwargs: None
 
 
-def begin(name: str, section: str, cls: type, experiment: str | None = None, *, device: bool = True) -> Stage:
+def begin(name: str, section: str, cls: type, *, device: bool = True) -> Stage:
     """Load and check `section`, seed everything, pick device and precision."""
     from pipeline.core.device import autocast_dtype, pick_device, seed_everything
 
@@ -182,7 +182,7 @@ def begin(name: str, section: str, cls: type, experiment: str | None = None, *, 
     seed_everything(settings.seed)
     dev = pick_device(settings.device) if device else None
     amp = autocast_dtype(dev, settings.precision) if dev is not None else None
-    return Stage(name, experiment or section, settings, cfg, dev, amp)
+    return Stage(name, section, settings, cfg, dev, amp)
 
 
 def fit_summary(out) -> dict:

@@ -102,13 +102,13 @@ def _record(st, tracker, name: str, metrics: dict, out, metrics_dir: Path = METR
     tracker.log_artifact(plots_dir / f"{name}.csv")
 
 
-def _scores(st, tracker, name: str, model_fn, test, classes, batch: int, amp, title: str) -> dict:
+def _scores(st, name: str, model_fn, test, classes, batch: int, amp, title: str) -> dict:
     """Test metrics of one run, its per-class table, dvc confusion data and figure."""
     from pipeline.core.inference import predict
     from stages.scoring import score_predictions
 
     pred = predict(model_fn, test.inputs, batch, amp).argmax(1)
-    return score_predictions(st, tracker, test.targets, pred, classes, per_class=PLOTS / f"{name}_per_class.csv",
+    return score_predictions(st, test.targets, pred, classes, per_class=PLOTS / f"{name}_per_class.csv",
                              table=PLOTS / f"{name}_confusion.csv", figure=FIGURES / f"confusion_{name}.png",
                              title=title)
 
@@ -130,7 +130,7 @@ def teacher() -> None:
     with st.tracked(st.params(head=cfg.head, teacher=cfg.teacher,
                               **{f"{k}_samples": len(v) for k, v in splits.items()})) as tracker:
         head, out = train_head(splits, cfg.head, seed=st.seed, classes=len(classes), on_epoch=tracker.log_epoch)
-        metrics = {**_scores(st, tracker, "teacher", head, splits["test"], classes, cfg.eval_batch, None,
+        metrics = {**_scores(st, "teacher", head, splits["test"], classes, cfg.eval_batch, None,
                              "teacher (a), linear layer on frozen ResNet-50"),
                    **fit_summary(out), "parameters": parameter_count(ResNetTeacher(cfg.teacher.resize)),
                    "trained_parameters": parameter_count(head),
@@ -196,7 +196,7 @@ def _student(st, name: str, alpha: float, tau: float, with_teacher: bool, epochs
             return metrics
         model.eval()
         test = data["test"]
-        metrics.update(_scores(st, tracker, name, model, test, data["classes"], cfg.eval_batch, st.amp, title))
+        metrics.update(_scores(st, name, model, test, data["classes"], cfg.eval_batch, st.amp, title))
         metrics.update(parameters=parameter_count(model), inference_samples_per_second=round(
             throughput(model, test.inputs, cfg.eval_batch, st.amp)))
         st.save({"state_dict": out.best_state, "width": cfg.student.width, "dropout": cfg.student.dropout,
@@ -270,7 +270,7 @@ def finetune() -> None:
                              amp_dtype=st.amp, on_epoch=tracker.log_epoch, resume_dir=resume)
         net.eval()
         test = data["test"]
-        metrics = {**_scores(st, tracker, "finetune", net, test, images["classes"], cfg.teacher.batch, st.amp,
+        metrics = {**_scores(st, "finetune", net, test, images["classes"], cfg.teacher.batch, st.amp,
                              "ResNet-50 fine-tuned (d)"),
                    **fit_summary(out), "parameters": parameter_count(net), "resize": cfg.teacher.resize,
                    "pretrained": cfg.teacher.pretrained,

@@ -39,7 +39,7 @@ def prepare() -> None:
 
     st = begin("emnist_prepare", "emnist", EmnistConfig, device=False)
     data = emnist.prepare(RAW, st.cfg.data.val_fraction, st.seed)
-    st.figures(None, data_figures(data), FIGURES / "data")
+    st.figures(data_figures(data), FIGURES / "data")
     st.save(data, PREPARED)
     st.done(f"train {tuple(data['train_x'].shape)} ({len(data['val_idx'])} held out for validation), "
             f"test {tuple(data['test_x'].shape)}, {len(data['classes'])} classes, upright -> {PREPARED}")
@@ -72,7 +72,7 @@ def train(model: str) -> None:
                                       on_epoch=tracker.log_epoch,
                                       resume_dir=resume)
         pred, test_rate = em.predict(net, splits["test"].inputs, cfg.train.eval_batch, st.amp)
-        scores = score_predictions(st, tracker, splits["test"].targets, pred, classes,
+        scores = score_predictions(st, splits["test"].targets, pred, classes,
                                    per_class=PLOTS / f"{name}_per_class.csv",
                                    figure=FIGURES / f"confusion_{name}.png", title=name)
         best, last = out.history[out.best_epoch - 1], out.history[-1]

@@ -60,7 +60,7 @@ def prepare() -> None:
     if form is None:
         raise DataError(fer.no_data_message(RAW))
     data = fer.prepare(form, st.cfg.data.val_fraction, st.cfg.data.test_fraction, st.seed)
-    st.figures(None, {"classes.png": samples_per_class(data["train_x"], data["train_y"], data["classes"],
+    st.figures({"classes.png": samples_per_class(data["train_x"], data["train_y"], data["classes"],
                                                        seed=st.seed)}, FIGURES / "data")
     st.save(data, PREPARED)
     sizes = ", ".join(f"{k} {len(data[f'{k}_y']):,} ({data['origin'][k]})" for k in ("train", "val", "test"))
@@ -96,7 +96,7 @@ def train() -> None:
         seconds = time.perf_counter() - t0
         single = fm.probabilities(model, test.inputs, cfg.train.eval_batch, False, st.amp).argmax(1).cpu()
         labels = test.targets.cpu()
-        scores = score_predictions(st, tracker, labels, pred, classes, per_class=PLOTS / "per_class.csv",
+        scores = score_predictions(st, labels, pred, classes, per_class=PLOTS / "per_class.csv",
                                    table=PLOTS / "confusion.csv", figure=FIGURES / "confusion.png",
                                    title=origin["test"], label="accuracy")
         summary = fit_summary(out)
@@ -140,7 +140,7 @@ def inspect() -> None:
     probs = fm.probabilities(model, image.unsqueeze(0), tta=meta.get("tta", False))[0].cpu()
     figs, summary = figures.inspect(model, image, int(labels[i]), probs, data["classes"], cfg.inspect.layers,
                                     cfg.inspect.channels, cfg.inspect.steps, st.seed)
-    st.figures(None, figs, FIGURES / "inspect")
+    st.figures(figs, FIGURES / "inspect")
     st.write_json({"image": i, "label": data["classes"][int(labels[i])],
                    "probabilities": dict(zip(data["classes"], [round(float(p), 5) for p in probs])),
                    "first_layer_kernels": figures.kernel_reading(model),

@@ -6,7 +6,7 @@ from pathlib import Path
 from stages.common import Stage
 
 
-def score_predictions(stage: Stage, tracker, labels, pred, classes: tuple[str, ...], *, per_class: Path,
+def score_predictions(stage: Stage, labels, pred, classes: tuple[str, ...], *, per_class: Path,
                       figure: Path, title: str, table: Path | None = None,
                       label: str = "test accuracy") -> dict[str, float]:
     """Scores of a classifier's test predictions (test_accuracy, test_macro_precision, …) and their
@@ -22,8 +22,9 @@ def score_predictions(stage: Stage, tracker, labels, pred, classes: tuple[str, .
     stage.write_csv(sc.per_class(cm, classes), per_class)
     if table is not None:
         stage.write_csv(sc.prediction_table(labels, pred, classes), table)
-    tracker.log_artifact(per_class)
-    stage.figures(tracker, {figure.name: figures.confusion(
+    if stage.tracker is not None:
+        stage.tracker.log_artifact(per_class)
+    stage.figures({figure.name: figures.confusion(
         cm, classes, f"{title}: {label} {100 * scores['test_accuracy']:.2f} % (rows sum to 1)", normalise=True)},
         figure.parent)
     return scores

@@ -38,7 +38,7 @@ def train() -> None:
         st.write_json(study.zero_loss_answer(), METRICS / "zero_loss.json")
         st.write_csv(out.history, PLOT)
         tracker.log_metrics(metrics)
-        st.figures(tracker, {"loss.png": loss_curve(out.history), "boundary.png": boundary(model.cpu(), x, y)},
+        st.figures({"loss.png": loss_curve(out.history), "boundary.png": boundary(model.cpu(), x, y)},
                    FIGURES)
     st.done(f"final train loss {metrics['final_train_loss']:.3g}, validation accuracy {metrics['val_accuracy']:.3f}")
 

@@ -103,7 +103,7 @@ def evaluate() -> None:
     figs = evaluation_figures(feats, upscaled, result, st.cfg.variants)
     with st.tracked(st.params(variants=dict(st.cfg.variants))) as tracker:
         tracker.log_metrics(flatten(result))
-        st.figures(tracker, figs, FIGURES)
+        st.figures(figs, FIGURES)
     for f, methods in result.items():
         best = max(methods, key=lambda m: methods[m].get("holdout_psnr", methods[m]["psnr"]))
         st.done(f"{f}: best on hold-out {best} {methods[best].get('holdout_psnr', float('nan')):.2f} dB, "

@@ -24,7 +24,7 @@ def compute() -> None:
     st.write_json(checks, METRICS)
     with st.tracked(flatten(to_dict(st.cfg))) as tracker:
         tracker.log_metrics({k: float(v) for k, v in checks.items()})
-        st.figures(tracker, answer_figures(tables, st.cfg), FIGURES)
+        st.figures(answer_figures(tables, st.cfg), FIGURES)
     st.done(f"{len(tables)} tables -> {TABLES}, checks -> {METRICS}")
 
 

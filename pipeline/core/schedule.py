@@ -1,6 +1,7 @@
-"""The training schedule every experiment's config nests: epochs, batch, optimiser, learning-rate
-schedule, accumulation and the best-epoch rule. Plain settings, apart from the engine that runs
-them, so a config can name them without importing the training loop."""
+"""The training schedule: epochs, batch, optimiser, learning-rate schedule, accumulation and the
+best-epoch rule. Every experiment's params section carries these under TrainConfig's own field
+names, and `Schedules` builds the TrainConfig from them. Plain settings, apart from the engine that
+runs them, so a config can name them without importing the training loop."""
 from __future__ import annotations
 
 import dataclasses
