@@ -10,8 +10,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: repro test test-unit env lock clean
 
+# When stages fail (no network for a download, say), the scorecard is still built from what exists:
+# reports/index.html then says which experiments ran and what the others need.
 repro: env
-	$(BIN)/dvc repro --keep-going
+	$(BIN)/dvc repro --keep-going || { status=$$?; echo "some stages failed (above); the scorecard shows what exists:"; \
+	  $(BIN)/python -m stages.scorecard build; exit $$status; }
 
 test: env
 	$(BIN)/python -m pytest

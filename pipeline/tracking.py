@@ -45,6 +45,28 @@ def artifact_location(experiment: str, env: Mapping[str, str] | None = None, cwd
     return (repo_root(env, cwd) / ARTIFACT_DIR / experiment).as_uri()
 
 
+def ui_address(env: Mapping[str, str] | None = None) -> str:
+    """Where a person opens the runs: the tracking server itself, or `mlflow ui`'s default address."""
+    uri = tracking_uri(env)
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+
+
+def experiment_ids(names: list[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The MLflow experiment id of each name that exists in the store; {} when there is no store yet
+    (a missing SQLite file is not created) or it cannot be reached."""
+    uri = tracking_uri(env)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {}
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        found = {n: client.get_experiment_by_name(n) for n in names}
+    except Exception:  # noqa: BLE001 - links are a convenience; an unreachable store only loses them
+        return {}
+    return {n: e.experiment_id for n, e in found.items() if e is not None}
+
+
 def run_tags(stage: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     env = os.environ if env is None else env
     tags = {"dvc.stage": env.get("DVC_STAGE", stage), "git.revision": _git_revision()}

@@ -22,6 +22,7 @@ from IPython.display import Image, Markdown, display
 
 from pipeline.autoencoder import figures as mf
 from pipeline.autoencoder import model as ae
+from pipeline.autoencoder import seed as seed_report
 from pipeline.report import show
 
 root = Path(root)
@@ -57,7 +58,7 @@ display(Markdown(
     f"for the report's sizes). After the last epoch: train MSE {ae_metrics['train_loss']:.4f}, test MSE "
     f"{ae_metrics['test_loss']:.4f}; {ae_metrics['train_seconds']:.0f} s of training."))
 losses = history[["epoch", "train_loss", "test_loss"]].copy()
-seed = pd.Series(ae.SEED_EPOCH_LOSSES, index=range(1, len(ae.SEED_EPOCH_LOSSES) + 1))
+seed = pd.Series(seed_report.SEED_EPOCH_LOSSES, index=range(1, len(seed_report.SEED_EPOCH_LOSSES) + 1))
 losses["report"] = losses["epoch"].map(seed)
 display(losses.set_index("epoch").style.format("{:.4f}", na_rep="–"))
 display(Image(filename=str(figs / "train/epoch_losses.png")))
@@ -81,7 +82,7 @@ rows = {v: {"test accuracy": m["test_accuracy"], "balanced accuracy": m["test_ba
             "macro precision": m["test_macro_precision"], "macro recall": m["test_macro_recall"],
             "test loss": m["test_loss"], "worst batch": m["batch_accuracy_min"], "best batch": m["batch_accuracy_max"]}
         for v, m in clf.items()}
-rows["report (seed 003)"] = {"test accuracy": ae.SEED_TEST_ACCURACY}
+rows["report (seed 003)"] = {"test accuracy": seed_report.SEED_TEST_ACCURACY}
 pct = ["test accuracy", "balanced accuracy", "macro precision", "macro recall", "worst batch", "best batch"]
 pd.DataFrame(rows).T.style.format({**{c: "{:.2%}" for c in pct}, "test loss": "{:.4f}"}, na_rep="–")
 

@@ -26,18 +26,12 @@ import pandas as pd
 from IPython.display import Image, Markdown, display
 
 from pipeline.colourize import model as col
+from pipeline.colourize.seed import SEED_HEADLINE, SEED_SWEEPS
 from pipeline.core.params import parse
 from pipeline.report import show
 
 root = Path(root)
 MODELS = {"cnn": "base CNN", "unet": "U-Net", "residual": "residual"}
-SEED = {   # what the seed report printed (validation accuracy %, and its headline runs)
-    ("cnn", "filters"): dict(zip([16, 32, 48, 64, 80, 96, 128], [43.2, 45.4, 44.2, 45.8, 46.0, 46.7, 46.7])),
-    ("cnn", "lr"): dict(zip([1, 0.1, 0.01, 0.001, 1e-4, 1e-5], [7.4, 41.5, 46.7, 45.5, 41.5, 27.3])),
-    ("unet", "filters"): dict(zip([16, 32, 48, 64, 80, 96, 128], [55, 56.4, 56.4, 57.4, 56.1, 56.8, 56.5])),
-    ("unet", "lr"): dict(zip([10, 1, 0.1, 0.01, 0.001, 1e-4], [39.8, 61.2, 54, 57.6, 56.4, 45.7])),
-}
-SEED_HEADLINE = {"cnn": (44.7, 1.4972, 633), "unet": (56.4, 1.2096, 692), "residual": (70.5, 0.9064, 4349)}
 metrics = {m: json.loads((root / f"metrics/colourize/{m}.json").read_text()) for m in MODELS}
 history = {m: pd.read_csv(root / f"plots/colourize/{m}.csv") for m in MODELS}
 sweeps = [json.loads(p.read_text()) for p in sorted((root / "metrics/colourize/sweeps").glob("*.json"))]
@@ -123,7 +117,7 @@ def sweep_table(model: str, key: str, values: list) -> pd.DataFrame:
     for v in values:
         r = found.get(float(v))
         ours = None if r is None or r["diverged"] else round(100 * r["val_accuracy"], 2)
-        seed = SEED.get((model, key), {}).get(v)
+        seed = SEED_SWEEPS.get((model, key), {}).get(v)
         rows.append({key: v, "ours %": "diverged" if r is not None and r["diverged"] else ours,
                      "seed's %": seed if seed is not None else "—",
                      "train s": r["train_seconds"] if r is not None and not r["diverged"] else None})

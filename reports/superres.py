@@ -19,7 +19,8 @@ import torch
 from IPython.display import Markdown, display
 
 from pipeline.superres import figures
-from pipeline.superres.narrative import SEED, answer_4x, compare, literal_verdict
+from pipeline.superres.narrative import answer_4x, compare, literal_verdict
+from pipeline.superres.seed import SEED
 
 root = Path(root)
 feats = torch.load(root / "data/features/superres/samples.pt", weights_only=False)

@@ -31,6 +31,7 @@ def train() -> None:
 
     from pipeline.autoencoder import model as ae
     from pipeline.autoencoder.figures import train_figures
+    from pipeline.autoencoder.seed import SEED_EPOCH_LOSSES
     from pipeline.core.engine import fit, parameter_count
     from pipeline.core.params import flatten, to_dict
     from pipeline.core.split import Split
@@ -62,7 +63,7 @@ def train() -> None:
         st.write_csv(history, PLOTS / "autoencoder.csv")
         tracker.log_metrics(metrics)
         sample = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(st.seed + 1))[:5]
-        st.figures(train_figures(data, sample, shown, recons, history, ae.SEED_EPOCH_LOSSES),
+        st.figures(train_figures(data, sample, shown, recons, history, SEED_EPOCH_LOSSES),
                    FIGURES / "train")
     st.done(f"train MSE {metrics['train_loss']:.4f}, test MSE {metrics['test_loss']:.4f}, "
             f"{metrics['parameters']} parameters, {metrics['train_seconds']:.1f}s on {st.device}")

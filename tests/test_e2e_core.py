@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 
 import pytest
@@ -42,7 +43,8 @@ repo, first_repro = repo_fixtures("e2e-core", TARGETS)
 def test_every_stage_is_covered_by_the_end_to_end_repos():
     listed = dvc(ROOT, "stage", "list", "--name-only").split()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())     # the vision repo runs smaller grids
-    assert sorted(listed) == sorted(CORE + DATA + DISTILL + grid_stages(params) + COLOURIZE + sweep_stages(params))
+    assert sorted(listed) == sorted(CORE + DATA + DISTILL + grid_stages(params) + COLOURIZE + sweep_stages(params)
+                                    + ("scorecard",))      # built directly below, as `make repro` does after failures
 
 
 def test_repro_runs_every_stage_and_writes_metrics(repo, first_repro):
@@ -125,6 +127,31 @@ def test_separable_trains_and_answers_the_zero_loss_question(repo, first_repro):
     assert [r.info.run_name for r in runs] == ["separable_train"]
     html = (repo / "reports/separable.html").read_text()
     assert "Can the loss be exactly zero?" in html and "Traceback" not in html
+
+
+def test_the_scorecard_shows_what_ran_and_what_the_rest_needs(repo, first_repro):
+    out = sh(repo, sys.executable, "-m", "stages.scorecard", "build")      # what `make repro` runs when stages fail
+    assert "done: separable, superres, theory" in out
+    table = json.loads((repo / "reports/scorecard.json").read_text())
+    status = {e["name"]: e["status"] for e in table["experiments"]}
+    assert status == {"separable": "done", "batch_size": "not run", "superres": "done", "theory": "done",
+                      "emnist": "not run", "fer": "not run", "distill": "not run", "autoencoder": "not run",
+                      "colourize": "not run"}
+    lines = {e["name"]: e["line"] for e in table["experiments"]}
+    assert lines["colourize"].startswith("not run — needs CIFAR-10") and "FER-2013" in lines["fer"]
+    rows = [r for r in table["rows"] if r["experiment"] in ("separable", "superres", "theory")]
+    verdicts = {r["verdict"] for r in rows}
+    assert "not run" not in verdicts and "matched" in verdicts          # theory's exact answers hold at any scale
+    assert {r["verdict"] for r in rows if r["values"]["kind"] == "ours"} == {"not comparable"}    # smoke: trained
+    momentum = [r for r in rows if r["item"].startswith("momentum SGD")]
+    assert [r["ours"] for r in momentum] == ["4.04", "2.04", "-4.04", "4.04"]
+    html = (repo / "reports/index.html").read_text()
+    _, runs = mlflow_runs(repo, "superres")
+    assert '<a href="superres.html">report</a>' in html and f"#/experiments/{runs[0].info.experiment_id}" in html
+    assert "scale: smoke" in html and "<script" not in html
+    counts = json.loads((repo / "metrics/scorecard.json").read_text())
+    assert counts["experiments_done"] == 3 and counts["rows_not_run"] == sum(
+        1 for r in table["rows"] if r["experiment"] not in ("separable", "superres", "theory"))
 
 
 EDITS = {

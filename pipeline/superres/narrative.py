@@ -1,12 +1,5 @@
-"""The seed report's setting and numbers, and sentences that read our numbers in words."""
+"""Sentences that read our numbers in words."""
 from __future__ import annotations
-
-SEED = {
-    "images": "10 CIFAR-10 images, 32x32 px",
-    "samples": {"all": 10240, "train": 7168, "test": 2048, "validation": 1024},
-    "network": "27 -> 64 -> 128 -> 3, ReLU, MSE, Adam, 50 epochs",
-    "metrics": "PSNR and SSIM asked for; no values printed in the extracted text",
-}
 
 
 def _pick(methods: dict, name: str, key: str) -> float:

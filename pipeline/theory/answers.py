@@ -7,14 +7,15 @@ import pandas as pd
 import torch
 
 from pipeline.theory import functions, gradients, networks, shapes
+from pipeline.theory.seed import GMP_REPORTED, MOMENTUM_REPORTED, SEED001_REPORTED
 from pipeline.theory.config import TheoryConfig
 
 
 def layer_tables() -> dict[str, pd.DataFrame]:
     t1 = shapes.layer_table(*shapes.seed001_cnn())
-    t1["seed output"] = [shapes.SEED001_REPORTED[n][0] for n in t1["layer"]]
-    t1["seed parameters"] = [shapes.SEED001_REPORTED[n][1] for n in t1["layer"]]
-    t1["seed receptive field"] = [shapes.SEED001_REPORTED[n][2] for n in t1["layer"]]
+    t1["seed output"] = [SEED001_REPORTED[n][0] for n in t1["layer"]]
+    t1["seed parameters"] = [SEED001_REPORTED[n][1] for n in t1["layer"]]
+    t1["seed receptive field"] = [SEED001_REPORTED[n][2] for n in t1["layer"]]
     t1["output agrees"] = t1["output"] == t1["seed output"]
     t1["parameters agree"] = t1["parameters"] == t1["seed parameters"]
     t2 = shapes.layer_table(*shapes.seed002_table_net())
@@ -45,6 +46,8 @@ def compute(cfg: TheoryConfig, seed: int) -> tuple[dict[str, pd.DataFrame], dict
     grid = cfg.dilation
     tables["dilation_grid"] = shapes.check_dilation(grid.sizes, grid.kernels, grid.dilations, grid.filters)
     gmp = gradients.global_max_pool_grads()
+    tables["global_max_pool"] = pd.DataFrame([{**{f"dw{i + 1}": w for i, w in enumerate(gmp["dw"])}, "db": gmp["db"],
+                                               "max": gmp["max"]}])
     steps, by_hand = gradients.momentum_steps(), gradients.momentum_by_hand()
     tables["momentum_steps"] = pd.DataFrame([{"step": i + 1, "y": s["y"], **{f"grad {k}": v for k, v in s["grad"].items()},
                                               **{f"velocity {k}": v for k, v in s["velocity"].items()},
@@ -72,8 +75,8 @@ def compute(cfg: TheoryConfig, seed: int) -> tuple[dict[str, pd.DataFrame], dict
         "table_net_bn_learnable": int(t2.loc[3, "parameters"]), "table_net_bn_buffers": int(t2.loc[3, "buffers"]),
         "dilation_formulas_hold": bool(tables["dilation_grid"][["size_ok", "gradient_ok", "perturbation_ok"]].all().all()),
         "dilation_cases": len(tables["dilation_grid"]),
-        "gmp_gradients_agree_with_seed": gmp["dw"] == gradients.GMP_REPORTED["dw"] and gmp["db"] == gradients.GMP_REPORTED["db"],
-        "momentum_agrees_with_seed": all(math.isclose(final[k], v, abs_tol=1e-9) for k, v in gradients.MOMENTUM_REPORTED.items()),
+        "gmp_gradients_agree_with_seed": gmp["dw"] == GMP_REPORTED["dw"] and gmp["db"] == GMP_REPORTED["db"],
+        "momentum_agrees_with_seed": all(math.isclose(final[k], v, abs_tol=1e-9) for k, v in MOMENTUM_REPORTED.items()),
         "momentum_torch_equals_hand": all(math.isclose(s["params"][k], h["params"][k], abs_tol=1e-12)
                                           for s, h in zip(steps, by_hand) for k in s["params"]),
         "conv1d_closed_form_max_error": conv1d_check(cfg.conv1d_trials, seed)["max_abs_difference"],

@@ -12,7 +12,6 @@ from torch import Tensor
 GMP_INPUT = torch.tensor([[0.0, 0.0, 0.0], [-1.0, 5.0, 0.0], [3.0, 0.0, 0.0]])
 GMP_FILTER = torch.tensor([[1.0, 2.0], [1.0, 0.0]])
 GMP_BIAS = -2.0
-GMP_REPORTED = {"dw": (-1.0, 5.0, 3.0, 0.0), "db": 1.0, "max": 10.0}
 
 
 def global_max_pool_grads(x: Tensor = GMP_INPUT, w: Tensor = GMP_FILTER, b: float = GMP_BIAS) -> dict:
@@ -36,7 +35,6 @@ def _patch_at_argmax(x: Tensor, z: Tensor) -> tuple[float, ...]:
 
 MOMENTUM_SAMPLES = ((1.0, -1.0, 10.0), (2.0, 0.0, 13.0))   # (x1, x2, t)
 MOMENTUM_START = {"a": 1.0, "b": -1.0, "c": -1.0, "d": 1.0}
-MOMENTUM_REPORTED = {"a": 4.04, "b": 2.04, "c": -4.04, "d": 4.04}
 
 
 def momentum_steps(lr: float = 0.1, momentum: float = 0.9) -> list[dict]:

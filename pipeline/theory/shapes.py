@@ -31,21 +31,6 @@ def seed001_cnn() -> tuple[tuple[int, int, int], list[tuple[str, nn.Module]]]:
     return (3, 134, 134), layers
 
 
-SEED001_REPORTED = {   # output (H, W, C) or units, parameters, receptive field as printed
-    "L1 conv 7x7, 32": ("128x128x32", 4736, "49"),
-    "L2 conv 5x5, 64, stride 2": ("62x62x62", 51264, "1225"),
-    "L3 max-pool 2": ("31x31x64", 0, "4900"),
-    "L4 conv 3x3, 128, dilation 2": ("27x27x128", 73856, ""),
-    "L5 conv 3x3, 128": ("25x25x25", 147584, ""),
-    "L6 max-pool 2": ("12x12x12", 0, ""),
-    "L7 conv 3x3, 256": ("10x10x256", 295168, ""),
-    "L8 max-pool 2": ("5x5x256", 0, ""),
-    "L9 flatten + FC 1024": ("1024", 6554624, ""),
-    "L10 dropout": ("1024", 0, ""),
-    "L11 FC 10": ("10", 10250, ""),
-}
-
-
 def seed002_table_net() -> tuple[tuple[int, int, int], list[tuple[str, nn.Module]]]:
     """Seed 002 Q3: CONVx-N(S, P) has N x-by-x filters, stride S and padding P (default 1, 1)."""
     layers = [
