@@ -235,3 +235,18 @@ def test_editing_fer_code_makes_only_the_fer_stages_that_import_it_out_of_date(r
     finally:
         path.write_bytes(original)
     assert stale(repo, *REPORTS["data"]) == set()
+
+
+def test_the_scorecard_finds_every_number_these_experiments_report(repo, first_repro):
+    sh(repo, sys.executable, "-m", "stages.scorecard", "build")
+    table = json.loads((repo / "reports/scorecard.json").read_text())
+    mine = ("batch_size", "autoencoder", "emnist", "fer")
+    status = {e["name"]: e["status"] for e in table["experiments"]}
+    assert [status[n] for n in mine] == ["done", "partly run", "done", "done"]
+    rows = [r for r in table["rows"] if r["experiment"] in mine]
+    # every locator finds its value; only the autoencoder's epochs past smoke's two are missing
+    assert [r["item"] for r in rows if r["verdict"] == "not run"] == [
+        f"autoencoder training loss, epoch {e}" for e in range(3, 11)]
+    assert {r["verdict"] for r in rows if r["values"]["kind"] in ("higher", "lower", "ours")} == {
+        "not comparable", "not run"}
+    assert all("smoke scale" in e["line"] for e in table["experiments"] if e["name"] in mine)

@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 
 import pytest
 import torch
 
 from pipeline.data.download import CHECKSUMS_ENV
 from tests.conftest import LoopbackServer
-from tests.e2e import COLOURIZE, DISTILL, REPORTS, dvc, grid_stages, mlflow_runs, ran, repo_fixtures, sweep_stages
+from tests.e2e import (
+    COLOURIZE,
+    DISTILL,
+    REPORTS,
+    dvc,
+    grid_stages,
+    mlflow_runs,
+    ran,
+    repo_fixtures,
+    sh,
+    sweep_stages,
+)
 from tests.fixtures import cifar_images, write_cifar_archive
 
 pytestmark = pytest.mark.e2e          # the end-to-end tier: `pytest -m 'not e2e'` leaves it out
@@ -183,3 +195,19 @@ def test_dvc_plots_of_both_experiments_load(repo, first_repro):
     names = {k for k in shown["data"] if k.split(" ")[0] in mine}
     assert {"distill validation accuracy per epoch, the four runs", "colourize validation pixel accuracy per epoch"} <= names
     assert not (repo / "plots/colourize/sweeps").exists()          # sweep curves live in MLflow only
+
+
+def test_the_scorecard_finds_every_number_these_experiments_report(repo, first_repro):
+    sh(repo, sys.executable, "-m", "stages.scorecard", "build")
+    table = json.loads((repo / "reports/scorecard.json").read_text())
+    status = {e["name"]: e["status"] for e in table["experiments"]}
+    assert status["distill"] == "done" and status["colourize"] == "partly run"     # one value per sweep here
+    rows = [r for r in table["rows"] if r["experiment"] in ("distill", "colourize")]
+    found = {r["item"] for r in rows if r["verdict"] != "not run"}
+    assert {r["item"] for r in rows if r["experiment"] == "distill"} <= found
+    # of this repo's six sweep runs, three are at values the seed printed: cnn filters 16, cnn lr 0.01, unet lr 10
+    assert {"base CNN sweep, filters 16: validation accuracy", "base CNN sweep, learning rate 0.01: validation accuracy",
+            "U-Net sweep, learning rate 10: validation accuracy"} <= found
+    headline = [r for r in rows if r["item"].endswith(("validation accuracy", "validation loss", "training time"))
+                and "sweep" not in r["item"]]
+    assert len(headline) == 9 and all(r["verdict"] == "not comparable" for r in headline)
