@@ -77,6 +77,60 @@ def title_of(nb) -> str:
     return "report"
 
 
+# raw result keys as a table header says them
+LABELS = {
+    "psnr": "PSNR, training photographs (dB)", "ssim": "SSIM, training photographs",
+    "holdout_psnr": "PSNR, held-out (dB)", "holdout_ssim": "SSIM, held-out",
+    "parameters": "parameters", "best_epoch": "best epoch", "epochs": "epochs", "train_seconds": "training (s)",
+    "test_loss": "test loss", "val_loss": "validation loss", "train_loss": "training loss",
+    "test_accuracy": "test accuracy", "val_accuracy": "validation accuracy", "train_accuracy": "training accuracy",
+    "final_train_loss": "final training loss", "final_val_loss": "final validation loss",
+    "min_train_loss": "lowest training loss", "best_val_loss": "best validation loss",
+}
+
+
+def table(frame, order=None, labels: dict | None = None, digits: int = 4):
+    """A results table as people read it: rows in `order` (the rest after, as they come), columns
+    named by LABELS (and `labels`), whole numbers with thousands separators, others to `digits`
+    significant digits. Returns a pandas Styler; the report displays it."""
+    import pandas as pd
+
+    if order is not None:
+        first = list(dict.fromkeys(i for i in order if i in frame.index))
+        frame = frame.loc[first + [i for i in frame.index if i not in first]]
+    names = {**LABELS, **(labels or {})}
+    frame = frame.rename(columns=lambda c: names.get(c, c.replace("_", " ") if isinstance(c, str) else c))
+
+    def number(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or pd.isna(v):
+            return "—" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+        return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:.{digits}g}"
+    return frame.style.format(number)
+
+
+def seed_beside_ours(module, name: str, root: str | Path = ".", **params) -> None:
+    """Display the experiment's scorecard rows: every number the seed printed beside ours, with a
+    verdict (the same rows as reports/index.html). `module`: the experiment's seed module;
+    `params`: the dotted keys its verdicts depend on (scale=..., **{"mnist.dataset": ...})."""
+    import pandas as pd
+    from IPython.display import Markdown, display
+
+    from pipeline.scorecard.card import build, experiment, file_lookup
+
+    exp = experiment(name, module)
+    [summary], rows = build([exp], file_lookup(Path(root)), params.get)
+    seeded = any(c.seed is not None for c in exp.claims)
+    display(Markdown(f"**{summary.line[0].upper()}{summary.line[1:]}.**" if seeded else
+                     "The seed report printed no numbers for this experiment: ours stand alone, each held against "
+                     "a baseline where there is one."))
+    frame = pd.DataFrame([{"what": r.item, "seed": r.seed, "ours": r.ours, "verdict": r.verdict, "why": r.detail}
+                          for r in rows])
+    display(frame.style.hide(axis="index")
+            .set_properties(subset=["what", "verdict", "why"], **{"text-align": "left"})
+            .set_properties(subset=["seed", "ours"], **{"text-align": "right", "white-space": "nowrap"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+
+
 def show(fig) -> None:
     """Display a matplotlib figure in a notebook once: closed after display, so the inline
     backend does not draw it again at the end of the cell."""

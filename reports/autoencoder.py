@@ -116,3 +116,14 @@ curves.style.format("{:.4f}")
 show(mf.batch_accuracy(per_batch))
 for v in ae.VARIANTS:
     display(Image(filename=str(figs / f"confusion_{v}.png")))
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.autoencoder import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "autoencoder", root, scale=scale, **{"mnist.dataset": dataset})

@@ -142,3 +142,14 @@ shown
 # use batch statistics (batch normalisation) see micro-batches of 2, so they need care (group or
 # layer normalisation, or frozen statistics). Activation checkpointing trades compute for memory
 # within one sample and combines with accumulation.
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.batch_size import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "batch_size", root, scale=scale, **{"mnist.dataset": dataset})

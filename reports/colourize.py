@@ -158,3 +158,14 @@ for model, sweep in (("cnn", sweep_cnn), ("unet", sweep_unet)):
 acc = {m: 100 * r["val_accuracy"] for m, r in metrics.items()}
 display(Markdown(f"Measured here: base CNN {acc['cnn']:.1f} %, U-Net {acc['unet']:.1f} %, residual "
                  f"{acc['residual']:.1f} % (seed: 44.7 %, 56.4 %, 70.5 %)."))
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.colourize import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "colourize", root, scale=scale)

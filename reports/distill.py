@@ -149,3 +149,14 @@ for k in RUNS:
 # %%
 rows = [(RUNS[k], f"{acc[k]:.2f} %") for k in RUNS]
 display(Markdown("Measured here: " + "; ".join(f"{r} {a}" for r, a in rows) + "."))
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.distill import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "distill", root, scale=scale)

@@ -178,3 +178,14 @@ display(Markdown(
     "Two thin convolutions also mean two kernel launches and an intermediate tensor, so on a GPU — where a "
     "small 3×3 convolution is bound by memory traffic rather than arithmetic — the wall-clock gain is smaller "
     "than the multiply-add count suggests, or absent; the measured samples/s above say which it was here."))
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.emnist import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "emnist", root, scale=scale)

@@ -192,3 +192,14 @@ ax.axis("off")
 show(fig)
 display(Markdown(f"{len(boxes)} face(s) found; " + "; ".join(
     f"{classes[int(p.argmax())]} {float(p.max()):.0%}" for p in probs) + "."))
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.fer import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "fer", root, scale=scale)

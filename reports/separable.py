@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
+from pipeline.report import LABELS, table
+
 root = Path(root)
 train = json.loads((root / "metrics/separable/train.json").read_text())
 zero = json.loads((root / "metrics/separable/zero_loss.json").read_text())
@@ -31,7 +33,9 @@ if scale != "full":
 # %%
 display(Image(filename=str(root / "figures/separable/loss.png")))
 display(Image(filename=str(root / "figures/separable/boundary.png")))
-pd.Series(train).to_frame("value")
+table(pd.Series(train).to_frame("value"), order=["val_accuracy", "final_train_loss", "final_val_loss", "min_train_loss",
+                                              "best_epoch", "parameters"],
+      labels={"value": "after training"}).format_index(lambda k: LABELS.get(k, k), axis=0)
 
 # %% [markdown]
 # ## Can the loss be exactly zero?
@@ -52,7 +56,9 @@ pd.Series(train).to_frame("value")
 margins = pd.DataFrame(zero["margins"]).T
 margins["rounding margin float32 (24 ln 2)"] = zero["rounding_margin"]["float32"]
 margins["rounding margin float64 (53 ln 2)"] = zero["rounding_margin"]["float64"]
-margins.round(3)
+margins.columns = ["loss is 0 from margin, float32", "float64", "rounding margin float32 (24 ln 2)",
+                   "float64 (53 ln 2)"]
+table(margins.round(3), digits=6)
 
 # %% [markdown]
 # ## Four points and explicit weights whose float32 loss is exactly 0
@@ -73,3 +79,14 @@ display(Markdown(
 # So a zero loss printed during training says the margin passed a rounding threshold, not that
 # the model is perfect; and a loss that keeps shrinking on separable data says the weights keep
 # growing — which is what weight decay or early stopping is there to stop.
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.separable import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "separable", root, scale=scale)

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
+from pipeline.report import table
 from pipeline.superres import figures
 from pipeline.superres.narrative import answer_4x, compare, literal_verdict
 from pipeline.superres.seed import SEED
@@ -47,14 +48,14 @@ if scale != "full":
 
 # %%
 sizes = train_metrics.get("literal", next(iter(train_metrics.values())))
-pd.DataFrame({
+table(pd.DataFrame({
     "seed report": [SEED["images"], SEED["samples"]["train"], SEED["samples"]["test"],
                     SEED["samples"]["validation"], SEED["network"]],
     "this pipeline": [f"{len(feats['names'])} photographs, {feats['hr'].shape[-1]}x{feats['hr'].shape[-1]} px"
                       f" (+{len(feats['holdout_names'])} held out)",
                       sizes["train_samples"], sizes["test_samples"], sizes["val_samples"],
                       "literal: same; better: 27 -> 128 -> 128 -> 12 (all four sub-pixels)"],
-}, index=["images", "train samples", "test samples", "validation samples", "network"])
+}, index=["images", "train samples", "test samples", "validation samples", "network"]))
 
 # %% [markdown]
 # The ten photographs at working size, and the two held out:
@@ -79,8 +80,8 @@ fig = figures.gallery(torch.cat([feats["hr"], feats["holdout"]]),
 fig = figures.loss_curves(histories)
 
 # %%
-pd.DataFrame({v: {k: m[k] for k in ("parameters", "best_epoch", "test_loss", "train_seconds")}
-              for v, m in train_metrics.items()}).T
+table(pd.DataFrame({v: {k: m[k] for k in ("parameters", "best_epoch", "test_loss", "train_seconds")}
+                    for v, m in train_metrics.items()}).T, order=["literal", "subpixel", "subpixel4x"])
 
 # %% [markdown]
 # The test loss is the mean squared error per colour value (pixels in [0, 1]) on the test
@@ -93,9 +94,10 @@ pd.DataFrame({v: {k: m[k] for k in ("parameters", "best_epoch", "test_loss", "tr
 # *holdout* are photographs the networks never saw.
 
 # %%
-table = pd.DataFrame({(f, m): v for f, ms in summary.items() for m, v in ms.items()}).T
-table.index.names = ["factor", "method"]
-table.round(3)
+scores = pd.DataFrame({(f, m): v for f, ms in summary.items() for m, v in ms.items()}).T
+scores.index.names = ["factor", "method"]
+order = [(f, m) for f in summary for m in (*figures.INTERPOLATIONS, *sorted(summary[f]))]   # interpolations first
+table(scores[["holdout_psnr", "holdout_ssim", "psnr", "ssim"]], order=order)
 
 # %%
 fig = figures.psnr_bars(summary)
@@ -138,3 +140,14 @@ if len(feats["holdout_names"]):
 # sixteen pixels from a 3×3 neighbourhood that covers a 12×12 area of the original. The numbers
 # above say which effect wins on these images; both stay close to bicubic, because a 3×3
 # neighbourhood carries little information about detail at 4×.
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.superres import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "superres", root, scale=scale)

@@ -196,3 +196,14 @@ display(Markdown(
     "sigmoid multiplies the backward signal by at most 1/4, so it shrinks geometrically with depth; a skip "
     "connection adds the identity to each block's Jacobian, so the gradient reaches early layers "
     "undiminished."))
+
+# %% [markdown]
+# ## The seed's numbers beside ours
+#
+# The same rows as the scorecard of every experiment, [`index.html`](index.html).
+
+# %%
+from pipeline.theory import seed as seed_numbers
+from pipeline.report import seed_beside_ours
+
+seed_beside_ours(seed_numbers, "theory", root, scale=scale)

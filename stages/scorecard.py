@@ -8,7 +8,6 @@ page always shows what exists and what the rest needs.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from stages.common import main
@@ -19,15 +18,6 @@ MLFLOW_HINT = ("MLflow links open the tracking UI: start it with `mlflow ui --ba
                "yet has no link.")
 
 
-def _load(path: Path):
-    """A results file as the claims read it: a dict (JSON) or a DataFrame (CSV); None if absent."""
-    import pandas as pd
-
-    if not path.exists():
-        return None
-    return json.loads(path.read_text()) if path.suffix == ".json" else pd.read_csv(path)
-
-
 def build() -> None:
     from dataclasses import asdict
 
@@ -35,9 +25,8 @@ def build() -> None:
     from pipeline.core.params import load_params
     from pipeline.scorecard import page
     from pipeline.scorecard.card import build as build_card
-    from pipeline.scorecard.card import totals
+    from pipeline.scorecard.card import file_lookup, totals
     from pipeline.scorecard.catalogue import experiments
-    from pipeline.scorecard.claims import value_at
     from pipeline.tracking import experiment_ids, ui_address
 
     params = load_params("params.yaml")
@@ -48,15 +37,8 @@ def build() -> None:
             value = value.get(part) if isinstance(value, dict) else None
         return value
 
-    files: dict[str, object] = {}
-
-    def lookup(loc):
-        if loc.path not in files:
-            files[loc.path] = _load(Path(loc.path))
-        return value_at(files[loc.path], loc)
-
     exps = experiments()
-    summaries, rows = build_card(exps, lookup, param)
+    summaries, rows = build_card(exps, file_lookup(), param)
     ids, ui = experiment_ids([e.name for e in exps]), ui_address()
     for s in summaries:
         if s.status != "not run":

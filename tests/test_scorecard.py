@@ -219,3 +219,15 @@ def test_the_stage_builds_the_page_table_and_counts_with_links_to_the_mlflow_sto
     html = (tmp_path / "reports/index.html").read_text()
     assert f"#/experiments/{theory_id}" in html and "scale: full" in html
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["index.html", "scorecard.json"]
+
+
+def test_each_report_depends_on_the_results_its_seed_table_reads():
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        deps = {s.addressing: {d.def_path for d in s.deps if not hasattr(d, "params")} for s in repo.index.stages}
+    for exp in experiments():
+        covered = deps[f"{exp.name}_report"]
+        paths = {loc.path for c in exp.claims for loc in (*c.ours, *([c.baseline] if c.baseline else []))}
+        missing = sorted(p for p in paths if not any(p == d or p.startswith(d.rstrip("/") + "/") for d in covered))
+        assert missing == [], f"{exp.name}_report reads {missing} without a dep"

@@ -5,11 +5,13 @@ None (the stage reads the files); it returns one summary per experiment and one 
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from pipeline.scorecard.claims import VERDICTS, Claim, Locator, Row, claim, fmt, judge
+from pipeline.scorecard.claims import VERDICTS, Claim, Locator, Row, claim, fmt, judge, value_at
 
 GOOD, BAD = ("matched", "beaten", "explained"), ("short", "differs")
 
@@ -41,6 +43,22 @@ class Summary:
     counts: dict
     comparable: str = ""            # why trained numbers are not held against the seed's ("" if they are)
     links: dict = field(default_factory=dict)
+
+
+def file_lookup(root: Path = Path(".")) -> Callable[[Locator], object]:
+    """lookup(locator) reading results under `root`, each file once: JSON as a dict, CSV as a
+    DataFrame; None where the file does not exist (yet)."""
+    import pandas as pd
+
+    files: dict[str, object] = {}
+
+    def lookup(loc: Locator):
+        if loc.path not in files:
+            path = Path(root) / loc.path
+            files[loc.path] = (None if not path.exists() else json.loads(path.read_text()) if path.suffix == ".json"
+                               else pd.read_csv(path))
+        return value_at(files[loc.path], loc)
+    return lookup
 
 
 def comparability(exp: Experiment, params: Callable[[str], object]) -> str:

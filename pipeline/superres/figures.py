@@ -9,13 +9,17 @@ from pipeline.superres.features import downsample
 from pipeline.superres.models import interpolate
 
 
+ERROR_MAX = 64          # error maps share one scale: |error| in 0-255 levels, mean over RGB, clipped here
+
+
 def _show(ax, img: Tensor, title: str | None = None, cmap=None):
-    ax.imshow(img.permute(1, 2, 0).numpy() if img.ndim == 3 else img.numpy(), cmap=cmap,
-              vmin=0, vmax=255 if img.ndim == 3 else 64, interpolation="nearest")
+    im = ax.imshow(img.permute(1, 2, 0).numpy() if img.ndim == 3 else img.numpy(), cmap=cmap,
+                   vmin=0, vmax=255 if img.ndim == 3 else ERROR_MAX, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=8)
+    return im
 
 
 def comparison_grid(hr: Tensor, upscaled: dict[str, Tensor], names: tuple[str, ...], factor: int,
@@ -23,7 +27,8 @@ def comparison_grid(hr: Tensor, upscaled: dict[str, Tensor], names: tuple[str, .
     """Rows = images; columns = original, low-res (nearest), each method, |error| of some methods."""
     low = interpolate(downsample(hr, factor), factor, "nearest")
     cols = 2 + len(methods) + len(errors)
-    fig, axes = plt.subplots(len(names), cols, figsize=(1.6 * cols, 1.7 * len(names)), squeeze=False)
+    fig, axes = plt.subplots(len(names), cols, figsize=(1.6 * cols + (0.9 if errors else 0), 1.7 * len(names)),
+                             squeeze=False, layout="constrained")
     for i, name in enumerate(names):
         row = axes[i]
         _show(row[0], hr[i], "original" if i == 0 else None)
@@ -32,9 +37,12 @@ def comparison_grid(hr: Tensor, upscaled: dict[str, Tensor], names: tuple[str, .
             _show(row[2 + j], upscaled[m][i], m if i == 0 else None)
         for j, m in enumerate(errors):
             err = (upscaled[m][i].float() - hr[i].float()).abs().mean(0)
-            _show(row[2 + len(methods) + j], err, f"|error| {m}" if i == 0 else None, cmap="magma")
+            im = _show(row[2 + len(methods) + j], err, f"|error| {m}" if i == 0 else None, cmap="magma")
         row[0].set_ylabel(name.split(":")[-1], fontsize=8)
-    fig.tight_layout()
+    if errors:
+        bar = fig.colorbar(im, ax=axes[:, cols - len(errors):].ravel().tolist(), shrink=0.9, extend="max")
+        bar.set_label("|error|, 0–255 levels (RGB mean)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     return fig
 
 
