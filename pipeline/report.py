@@ -6,6 +6,7 @@ writes the HTML. Outputs appear only when the whole notebook ran.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,13 +15,15 @@ from pipeline.core.errors import DataError, PipelineError
 from pipeline.core.files import atomic_path, write_text
 
 FAILED_DIR = Path(".cache/reports")
-# run first in every report (kept in the .ipynb, hidden in the HTML like all code): tables show whole
-# numbers as whole numbers, six significant digits otherwise, and every column and cell in full
+# run first in every report (kept in the .ipynb, hidden in the HTML like all code): every table a
+# report displays goes through `table` (column labels, whole numbers whole, 4 significant digits),
+# with every column and cell in full
 SETUP = """import pandas as pd
-pd.set_option("display.float_format", "{:.6g}".format)
+from pipeline.report import tables_for_people
 pd.set_option("display.max_colwidth", None)
 pd.set_option("display.max_columns", None)
-pd.set_option("display.width", 250)"""
+pd.set_option("display.width", 250)
+tables_for_people()"""
 
 
 def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path, preface: str | None = None) -> None:
@@ -40,6 +43,9 @@ def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path
     with tempfile.TemporaryDirectory() as tmp, atomic_path(notebook) as out:
         src = Path(tmp) / notebook.name
         jupytext.write(nb, src, fmt="ipynb")
+        package_root = str(Path(__file__).resolve().parents[1])     # the kernel imports `pipeline` from any cwd
+        paths = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, paths)))
         try:
             papermill.execute_notebook(str(src), str(out), parameters=parameters, cwd=str(cwd),
                                        kernel_name="python3", progress_bar=False, log_output=False)
@@ -50,6 +56,11 @@ def render(source: Path, notebook: Path, html: Path, parameters: dict, cwd: Path
             raise PipelineError(f"report {source.name}: cell {exc.exec_count} raised {exc.ename}: "
                                 f"{exc.evalue.splitlines()[0] if exc.evalue else ''}; the failed notebook "
                                 f"is at {kept}") from None
+        finally:
+            if paths is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = paths
         body = html_page(nbformat.read(str(out), as_version=4))
     write_text(body, html)
 
@@ -86,6 +97,9 @@ LABELS = {
     "test_accuracy": "test accuracy", "val_accuracy": "validation accuracy", "train_accuracy": "training accuracy",
     "final_train_loss": "final training loss", "final_val_loss": "final validation loss",
     "min_train_loss": "lowest training loss", "best_val_loss": "best validation loss",
+    "samples_per_second": "samples/s", "train_samples_per_second": "training samples/s",
+    "test_samples_per_second": "test samples/s", "test_balanced_accuracy": "balanced accuracy",
+    "test_macro_precision": "macro precision", "test_macro_recall": "macro recall", "steps": "optimiser steps",
 }
 
 
@@ -105,7 +119,18 @@ def table(frame, order=None, labels: dict | None = None, digits: int = 4):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or pd.isna(v):
             return "—" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
         return f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e15 else f"{v:.{digits}g}"
-    return frame.style.format(number)
+    styled = frame.style.format(number)
+    return styled.hide(axis="index") if isinstance(frame.index, pd.RangeIndex) else styled    # 0, 1, 2 … say nothing
+
+
+def tables_for_people() -> None:
+    """Make every DataFrame the running notebook displays render through `table`."""
+    import pandas as pd
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, lambda df: table(df).to_html())
 
 
 def seed_beside_ours(module, name: str, root: str | Path = ".", **params) -> None:

@@ -74,7 +74,7 @@ def evaluate() -> None:
 
     from pipeline.core.errors import DataError
     from pipeline.core.params import flatten
-    from pipeline.superres.evaluation import score, summary, upscale_all
+    from pipeline.superres.evaluation import method_table, score, summary, upscale_all
     from pipeline.superres.figures import evaluation_figures
     from pipeline.superres.models import build_model
 
@@ -99,6 +99,8 @@ def evaluate() -> None:
     result = summary(per_image)
     st.write_json(result, METRICS / "eval.json")
     st.write_csv(per_image, METRICS / "per_image.csv")
+    for factor in result:                         # one bar per method: what `dvc plots show` draws
+        st.write_csv(method_table(result, factor), PLOTS / f"methods_{factor}.csv")
     st.save(upscaled, UPSCALED)
     figs = evaluation_figures(feats, upscaled, result, st.cfg.variants)
     with st.tracked(st.params(variants=dict(st.cfg.variants))) as tracker:

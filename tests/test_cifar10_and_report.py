@@ -79,7 +79,8 @@ def test_the_html_is_a_page_to_read_and_the_notebook_keeps_everything(tmp_path):
     assert "<title>demo — a small report</title>" in page                # not a temporary file's name
     assert "stdout stays" in page and "a library warning" not in page
     assert "print(" not in page and "answer = 2" not in page and "In&nbsp;[" not in page   # no code, no prompts
-    assert "<td>10499</td>" in page and "<td>28.7851</td>" in page and "x" * 80 in page   # whole numbers whole
+    assert ">10,499</td>" in page and ">28.79</td>" in page and "x" * 80 in page   # whole numbers whole, 4 digits
+    assert "PSNR, training photographs (dB)</th>" in page and "holdout name</th>" in page   # labels, not raw keys
     cells = json.loads(nb.read_text())["cells"]
     assert any("answer = 2" in "".join(c["source"]) for c in cells)    # the notebook keeps papermill's cell
     assert any("a library warning" in str(c.get("outputs")) for c in cells)

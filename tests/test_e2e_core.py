@@ -154,6 +154,22 @@ def test_the_scorecard_shows_what_ran_and_what_the_rest_needs(repo, first_repro)
         1 for r in table["rows"] if r["experiment"] not in ("separable", "superres", "theory"))
 
 
+def test_every_declared_plot_of_these_experiments_draws_its_data(repo, first_repro):
+    shown, _ = json.JSONDecoder().raw_decode(dvc(repo, "plots", "show", "--json"))   # stderr's note follows
+    mine = ("superres", "separable")
+    assert [e for e in shown.get("errors") or [] if any(m in str(e) for m in mine)] == []
+    plots = {k: v for k, v in shown["data"].items() if k.split(":")[0].split(" ")[0] in mine}
+    assert len(plots) == 4 and all(plots.values())
+    psnr = plots["superres 2×: PSNR on the held-out photographs (interpolations, then the MLPs)"][0]["content"]
+    bars = psnr["data"]["values"]
+    assert [b["method"] for b in bars] == ["nearest", "bilinear", "bicubic", "literal", "subpixel"]   # one bar each
+    assert psnr["encoding"]["x"]["title"] == "PSNR (dB), higher is better" and psnr["encoding"]["x"]["scale"]["zero"]
+    curves = plots["superres: MSE per epoch (training and validation)"][0]["content"]
+    assert curves["encoding"]["color"]["field"] == "series" and curves["encoding"]["y"]["scale"]["type"] == "log"
+    assert {d["filename::field"] for d in curves["data"]["values"]} == {
+        f"{v}.csv::{k}" for v in ("literal", "subpixel", "subpixel4x") for k in ("train_loss", "val_loss")}
+
+
 EDITS = {
     # one experiment's file: that experiment's stages that import it, no other
     "pipeline/separable/figures.py": {"separable_train"},

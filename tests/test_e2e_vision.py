@@ -192,8 +192,10 @@ def test_dvc_plots_of_both_experiments_load(repo, first_repro):
     mine = ("distill", "colourize")
     errors = [e for e in shown.get("errors") or [] if any(m in str(e) for m in mine)]
     assert errors == []
-    names = {k for k in shown["data"] if k.split(" ")[0] in mine}
-    assert {"distill validation accuracy per epoch, the four runs", "colourize validation pixel accuracy per epoch"} <= names
+    drawn = {k for k, v in shown["data"].items() if k.split(":")[0] in mine and v}
+    assert {k for k in shown["data"] if k.split(":")[0] in mine} == drawn      # every declared plot has data
+    assert {"distill: validation accuracy per epoch, the four runs",
+            "colourize: validation pixel accuracy per epoch"} <= drawn
     assert not (repo / "plots/colourize/sweeps").exists()          # sweep curves live in MLflow only
 
 

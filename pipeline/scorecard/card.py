@@ -92,11 +92,9 @@ def summarise(exp: Experiment, rows: list[Row], comparable: str) -> Summary:
     if run == 0:
         return Summary(exp.name, exp.title, exp.seed, "not run", f"not run — {_needs(exp)}", dict(counts))
     status = "done" if counts["not run"] == 0 else "partly run"
-    seeded = [r for r in rows if r.values["seed"] is not None and r.verdict != "not run"]
-    parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v] and v != "not run"]
-    if counts["not run"]:
-        parts.append(f"{counts['not run']} not run yet ({_needs(exp)})")
-    head = (f"{len(seeded)} seed numbers checked" if seeded else "the seed printed no numbers here; ours stand alone")
+    parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v]]
+    printed = sum(c.seed is not None for c in exp.claims)
+    head = f"{printed} seed numbers" if printed else "the seed printed no numbers here; ours stand alone"
     line = f"{head}: {', '.join(parts)}" + (f" — {comparable}" if comparable else "")
     return Summary(exp.name, exp.title, exp.seed, status, line, dict(counts), comparable)
 

@@ -52,3 +52,11 @@ def summary(per_image: pd.DataFrame) -> dict:
         entry[f"{prefix}psnr"] = round(float(row["psnr"]), 4)
         entry[f"{prefix}ssim"] = round(float(row["ssim"]), 5)
     return out
+
+
+def method_table(summary_: dict, factor: str, interpolations: tuple[str, ...] = ("nearest", "bilinear", "bicubic")
+                 ) -> pd.DataFrame:
+    """One row per method at one factor ('x2'), interpolations first: the table `dvc plots` draws."""
+    methods = summary_[factor]
+    order = [m for m in interpolations if m in methods] + [m for m in methods if m not in interpolations]
+    return pd.DataFrame([{"method": m, **methods[m]} for m in order])
