@@ -166,8 +166,8 @@ def test_every_declared_plot_of_these_experiments_draws_its_data(repo, first_rep
     assert psnr["encoding"]["x"]["title"] == "PSNR (dB), higher is better" and psnr["encoding"]["x"]["scale"]["zero"]
     curves = plots["superres: MSE per epoch (training and validation)"][0]["content"]
     assert curves["encoding"]["color"]["field"] == "series" and curves["encoding"]["y"]["scale"]["type"] == "log"
-    assert {d["filename::field"] for d in curves["data"]["values"]} == {
-        f"{v}.csv::{k}" for v in ("literal", "subpixel", "subpixel4x") for k in ("train_loss", "val_loss")}
+    assert {(d["filename"], d["field"]) for d in curves["data"]["values"]} == {
+        (f"{v}.csv", k) for v in ("literal", "subpixel", "subpixel4x") for k in ("train_loss", "val_loss")}
 
 
 EDITS = {

@@ -221,7 +221,8 @@ def test_autoencoder_codes_classifiers_and_report(repo, first_repro):
     assert "Softmax before" in html and "0.0352" in html and "Traceback" not in html
     assert html.count("data:image/png;base64") >= 7
     dvc(repo, "plots", "show", "-o", str(repo.parent / "plots_html"))
-    assert "confusion_literal" in (repo.parent / "plots_html" / "index.html").read_text()
+    page = (repo.parent / "plots_html" / "index.html").read_text()
+    assert "autoencoder: confusion, the report's classifier (softmax twice)" in page
 
 
 def test_editing_fer_code_makes_only_the_fer_stages_that_import_it_out_of_date(repo, first_repro):
