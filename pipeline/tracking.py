@@ -144,6 +144,16 @@ def _param_text(value) -> str:
     return text if len(text) <= 6000 else text[:5997] + "..."
 
 
+SPLITS = ("train", "val", "test")
+
+
+def curve_name(key: str) -> str:
+    """A history key as an MLflow curve: `val_loss` -> `loss/val`, so the UI's chart sections (the part
+    before "/") hold the training, validation and test curves of one quantity side by side."""
+    split, _, quantity = key.partition("_")
+    return f"{quantity}/{split}" if split in SPLITS and quantity else key
+
+
 class StageRun:
     """What a stage logs to its run: per-epoch metrics, final metrics, files, figures."""
 
@@ -154,7 +164,7 @@ class StageRun:
         """One epoch's history record; `epoch` is the step, and the optimiser step count is no curve."""
         import mlflow
 
-        mlflow.log_metrics({k: float(v) for k, v in record.items() if k not in ("epoch", "step")},
+        mlflow.log_metrics({curve_name(k): float(v) for k, v in record.items() if k not in ("epoch", "step")},
                            step=int(record["epoch"]))
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:

@@ -50,11 +50,12 @@ def train(variant: str) -> None:
     if variant not in cfg.variants:
         raise ParamError(f"superres.variants.{variant}: no such variant; choose one of {', '.join(cfg.variants)}")
     v = cfg.variants[variant]
-    samples = load_tensors(SAMPLES)["samples"]
+    feats = load_tensors(SAMPLES)
     resume = st.resume((st.settings, cfg.train, v), (SAMPLES,))
     t0 = time.perf_counter()
     with st.tracked(st.params(variant=variant, **to_dict(v), train=cfg.train), resume) as tracker:
-        out = train_variant(samples, v, cfg.train, st.device, st.seed, st.amp, tracker.log_epoch, resume)
+        out = train_variant(feats["samples"], v, cfg.train, st.device, st.seed, st.amp, tracker.log_epoch, resume,
+                            hr=feats["hr"])
         seconds = time.perf_counter() - t0
         metrics = {**out.test, "best_epoch": out.fit.best_epoch, "best_val_loss": out.fit.best_value,
                    "parameters": parameter_count(out.model), "train_seconds": round(seconds, 3),
@@ -76,7 +77,7 @@ def evaluate() -> None:
     from pipeline.core.params import flatten
     from pipeline.superres.evaluation import method_table, score, summary, upscale_all
     from pipeline.superres.figures import evaluation_figures
-    from pipeline.superres.models import build_model
+    from pipeline.superres.models import variant_model
 
     st = begin("superres_evaluate", "superres", SuperresConfig)
     feats = load_tensors(SAMPLES)
@@ -85,7 +86,7 @@ def evaluate() -> None:
         path = MODELS / f"{name}.pt"
         if not path.exists():
             raise DataError(f"{path}: missing; run `dvc repro superres_train@{name}` first")
-        model = build_model(v.factor, v.target, v.hidden, v.residual)
+        model = variant_model(v)
         model.load_state_dict(load_tensors(path)["state_dict"])
         models[name] = (model.to(st.device), v.factor)
     sets = {"train_images": (feats["hr"], feats["names"]), "holdout": (feats["holdout"], feats["holdout_names"])}

@@ -23,7 +23,7 @@ import yaml
 from tests.conftest import ROOT
 
 SUPERRES = ("superres_features", "superres_train@literal", "superres_train@subpixel",
-            "superres_train@subpixel4x", "superres_evaluate", "superres_report")
+            "superres_train@subpixel4x", "superres_train@refine", "superres_evaluate", "superres_report")
 CORE = SUPERRES + ("separable_train", "separable_report", "theory_compute", "theory_report")
 MNIST = ("mnist_download", "mnist_prepare", "batch_size_train@64", "batch_size_train@256",
          "batch_size_train@1024", "batch_size_accumulation", "batch_size_report", "autoencoder_train",

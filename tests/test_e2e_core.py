@@ -85,7 +85,7 @@ def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
         assert r.info.status == "FINISHED" and r.data.tags["git.revision"] == head
         assert r.data.tags["dvc.stage"] == r.info.run_name
     lit = by_name["superres_train@literal"]
-    assert [m.step for m in client.get_metric_history(lit.info.run_id, "val_loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(lit.info.run_id, "loss/val")] == [1, 2]
     assert lit.data.params["hidden"] == "[64, 128]" and "test_loss" in lit.data.metrics
     ev = by_name["superres_evaluate"]
     assert "x2.subpixel.psnr" in ev.data.metrics
@@ -162,22 +162,22 @@ def test_every_declared_plot_of_these_experiments_draws_its_data(repo, first_rep
     assert len(plots) == 4 and all(plots.values())
     psnr = plots["superres 2×: PSNR on the held-out photographs (interpolations, then the MLPs)"][0]["content"]
     bars = psnr["data"]["values"]
-    assert [b["method"] for b in bars] == ["nearest", "bilinear", "bicubic", "literal", "subpixel"]   # one bar each
+    assert [b["method"] for b in bars] == ["nearest", "bilinear", "bicubic", "literal", "subpixel", "refine"]
     assert psnr["encoding"]["x"]["title"] == "PSNR (dB), higher is better" and psnr["encoding"]["x"]["scale"]["zero"]
     curves = plots["superres: MSE per epoch (training and validation)"][0]["content"]
     assert curves["encoding"]["color"]["field"] == "series" and curves["encoding"]["y"]["scale"]["type"] == "log"
     assert {(d["filename"], d["field"]) for d in curves["data"]["values"]} == {
-        (f"{v}.csv", k) for v in ("literal", "subpixel", "subpixel4x") for k in ("train_loss", "val_loss")}
+        (f"{v}.csv", k) for v in ("literal", "subpixel", "subpixel4x", "refine") for k in ("train_loss", "val_loss")}
 
 
 EDITS = {
     # one experiment's file: that experiment's stages that import it, no other
     "pipeline/separable/figures.py": {"separable_train"},
     "pipeline/superres/models.py": {"superres_train@literal", "superres_train@subpixel", "superres_train@subpixel4x",
-                                    "superres_evaluate", "superres_report"},
+                                    "superres_train@refine", "superres_evaluate", "superres_report"},
     # the shared engine: every training stage, across experiments, and nothing else
     "pipeline/core/engine.py": {"superres_train@literal", "superres_train@subpixel", "superres_train@subpixel4x",
-                                "separable_train"},
+                                "superres_train@refine", "separable_train"},
 }
 
 

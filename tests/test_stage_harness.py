@@ -30,7 +30,7 @@ def _logged_epochs(client) -> tuple[str | None, int]:
     runs = client.search_runs([exp.experiment_id]) if exp else []
     if not runs:
         return None, 0
-    return runs[0].info.run_id, len(client.get_metric_history(runs[0].info.run_id, "train_loss"))
+    return runs[0].info.run_id, len(client.get_metric_history(runs[0].info.run_id, "loss/train"))
 
 
 def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_path):
@@ -59,7 +59,7 @@ def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
     assert run.info.run_id == run_id and run.info.status == "FINISHED"
-    steps = [m.step for m in client.get_metric_history(run_id, "train_loss")]
+    steps = [m.step for m in client.get_metric_history(run_id, "loss/train")]
     # every epoch once; the one the kill may have caught between its record and its checkpoint twice
     assert set(steps) == set(range(1, EPOCHS + 1)) and len(steps) - EPOCHS in (0, 1)
     assert run.data.params["parameters"] == "42" and "final_train_loss" in run.data.metrics

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from pipeline.superres.features import (
@@ -90,3 +91,52 @@ def test_build_samples_is_seeded():
     assert torch.equal(a[2]["split"]["train"], b[2]["split"]["train"])
     assert not torch.equal(a[2]["split"]["train"], c[2]["split"]["train"])
     assert a[4]["x"].shape == (2 * 4 * 4, 27) and a[4]["y"].shape == (32, 48)
+
+
+def _transform(img: torch.Tensor, t: int) -> torch.Tensor:
+    """The t-th of the 8 flips/transposes, in the order of features._dihedral, on (N, C, n, n)."""
+    maps = [img, img.flip(-1)]
+    maps += [m.transpose(-1, -2) for m in maps]
+    maps += [m.flip(-2) for m in maps]
+    return maps[t]
+
+
+@pytest.mark.parametrize("channels, base", [("each", "bicubic"), ("rgb", "bicubic"), ("rgb", "centre")])
+def test_dihedral_augmentation_of_rows_equals_the_rows_of_the_flipped_photograph(channels, base):
+    from pipeline.superres.features import _dihedral, dihedral_index, variant_inputs
+
+    g = torch.Generator().manual_seed(3)
+    hr = torch.randint(0, 256, (2, 3, 24, 24), dtype=torch.uint8, generator=g)
+    f, k, groups = 2, 5, 3 if channels == "each" else 1
+
+    def rows(img):
+        lr = downsample(img, f)
+        x = variant_inputs(lr, f, k, channels, base).long()
+        y = subpixel_targets(img, f).reshape(x.shape[0], -1).long()
+        return x.reshape(2, 12 * 12, groups, -1), y.reshape(2, 12 * 12, groups, -1)
+
+    x_index, y_index = dihedral_index(f, k, channels, base)
+    x0, y0 = rows(hr)
+    patch = k * k * (3 // groups)
+    for t in range(8):
+        xt, yt = rows(_transform(hr, t))
+        moved = _dihedral(12)[t]                 # position q of the flipped photograph was position moved[q]
+        ex = x0[:, moved].reshape(-1, x0.shape[-1]).gather(1, x_index[t].expand(2 * 144 * groups, -1))
+        ey = y0[:, moved].reshape(-1, y0.shape[-1]).gather(1, y_index[t].expand(2 * 144 * groups, -1))
+        got = xt.reshape(-1, xt.shape[-1])
+        assert torch.equal(got[:, :patch], ex[:, :patch]) and torch.equal(yt.reshape(-1, yt.shape[-1]), ey)
+        if base == "bicubic":
+            assert (got[:, patch:] - ex[:, patch:]).abs().max() <= 1  # bicubic: equal up to one rounding level
+
+
+def test_each_channel_rows_and_the_bicubic_block_sit_where_the_model_expects_them():
+    from pipeline.superres.features import centre_index, interpolate, variant_inputs
+
+    g = torch.Generator().manual_seed(4)
+    lr = torch.randint(0, 256, (1, 3, 6, 6), dtype=torch.uint8, generator=g)
+    x = variant_inputs(lr, 2, 5, "each", "bicubic")
+    assert x.shape == (36 * 3, 25 + 4)
+    assert torch.equal(x[:, centre_index(5, "each")[0]].reshape(36, 3), lr[0].permute(1, 2, 0).reshape(36, 3))
+    bic = subpixel_targets(interpolate(lr, 2, "bicubic"), 2).reshape(-1, 4)
+    assert torch.equal(x[:, 25:], bic)
+    assert variant_inputs(lr, 2).shape == (36, 27) and torch.equal(variant_inputs(lr, 2), neighbourhoods(lr))

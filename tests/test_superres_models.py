@@ -106,3 +106,48 @@ def test_report_sentences_follow_the_numbers():
     text = answer_4x(s, "sub", "sub4")
     assert text == ("On the held-out photographs: `sub` twice 24.00 dB, `sub4` 24.60 dB, bicubic 23.90 dB; "
                     "`sub4`, trained for 4× directly, does better, by 0.60 dB.")
+
+
+def test_a_bicubic_residual_network_with_a_zero_last_layer_is_bicubic():
+    g = torch.Generator().manual_seed(5)
+    lr = torch.randint(0, 256, (2, 3, 10, 12), dtype=torch.uint8, generator=g)
+    for channels in ("each", "rgb"):
+        model = build_model(2, "subpixel", (16,), True, window=5, channels=channels, base="bicubic")
+        torch.nn.init.zeros_(model.net[-1].weight)
+        torch.nn.init.zeros_(model.net[-1].bias)
+        assert torch.equal(upscale(model, lr, 2), interpolate(lr, 2, "bicubic")), channels
+    each = build_model(2, "subpixel", (128, 128), True, window=5, channels="each", base="bicubic")
+    assert sum(p.numel() for p in each.parameters()) == 25 * 128 + 128 + 128 * 128 + 128 + 128 * 4 + 4
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"window": 4}, "window: must be odd"),
+    ({"target": "pixel", "window": 5}, "target pixel is the report's literal"),
+    ({"base": "bicubic", "residual": False}, "base: bicubic is what a residual network corrects"),
+])
+def test_a_variant_that_cannot_work_is_one_clear_error(change, message):
+    from pipeline.core.errors import ParamError
+    from pipeline.core.params import parse
+    from pipeline.superres.config import Variant
+
+    raw = {"factor": 2, "target": "subpixel", "hidden": [8], "residual": True, **change}
+    with pytest.raises(ParamError, match=message):
+        parse(Variant, raw, "superres.variants.x")
+
+
+def test_each_channel_splits_keep_a_positions_three_rows_together():
+    from pipeline.core.params import parse
+    from pipeline.superres.config import Variant
+    from pipeline.superres.features import build_samples
+    from pipeline.superres.training import variant_splits
+
+    g = torch.Generator().manual_seed(6)
+    hr = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, generator=g)
+    samples = build_samples(hr, (2,), (0.7, 0.2, 0.1), seed=0)
+    v = parse(Variant, {"factor": 2, "target": "subpixel", "hidden": [8], "residual": True, "window": 5,
+                        "channels": "each", "base": "bicubic"}, "v")
+    splits = variant_splits(samples, v, torch.device("cpu"), hr)
+    rgb = {k: len(i) for k, i in samples[2]["split"].items()}
+    assert {k: len(s.inputs) for k, s in splits.items()} == {k: 3 * n for k, n in rgb.items()}
+    train = splits["train"]
+    assert torch.equal(train.targets.reshape(-1, 12), samples[2]["y"][samples[2]["split"]["train"]])

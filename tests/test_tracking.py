@@ -73,7 +73,7 @@ def test_stage_run_writes_params_epoch_metrics_and_artifacts_to_sqlite(tmp_path,
     assert r.data.tags["dvc.exp_name"] == "tidy-elm" and r.data.tags["dvc.stage"] == "superres_train@literal"
     assert r.data.tags["mlflow.note.content"] == "DVC experiment tidy-elm: `superres_train@literal`"
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"     # MLflow 3 opens it on training runs
-    steps = client.get_metric_history(r.info.run_id, "train_loss")
+    steps = client.get_metric_history(r.info.run_id, "loss/train")      # curves grouped by quantity in the UI
     assert [(m.step, m.value) for m in steps] == [(1, 0.5), (2, 0.25), (3, 0.125)]
     assert r.data.metrics["test_loss"] == pytest.approx(0.1)
     arts = sorted(a.path for a in client.list_artifacts(r.info.run_id))
@@ -108,7 +108,7 @@ def test_sizes_go_to_params_and_the_step_count_is_no_curve(tmp_path, monkeypatch
         run.log_metrics({"test_accuracy": 0.8, "parameters": 20198, "test_samples": 512, "pretrained": False})
     client = MlflowClient(f"sqlite:///{Path.cwd()}/mlflow.db")
     (r,) = client.search_runs([client.get_experiment_by_name("emnist").experiment_id])
-    assert set(r.data.metrics) == {"train_loss", "val_accuracy", "test_accuracy"}
+    assert set(r.data.metrics) == {"loss/train", "accuracy/val", "test_accuracy"}
     assert r.data.params == {"lr": "0.1", "parameters": "20198", "test_samples": "512", "pretrained": "False"}
     assert r.data.tags["mlflow.note.content"] == "workspace: `emnist_train@cnn`"
 
@@ -149,7 +149,7 @@ def test_a_killed_stage_continues_its_own_run_and_ends_it_finished(tmp_path, mon
             run.log_epoch({"epoch": epoch, "train_loss": 1.0 / epoch})
     (r,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
     assert r.info.run_id == run_id and r.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [1, 2, 3, 4, 5]
+    assert [m.step for m in client.get_metric_history(run_id, "loss/train")] == [1, 2, 3, 4, 5]
     # a run that failed is continued too, and no longer carries its error once it finishes
     with pytest.raises(RuntimeError):
         with stage_run("separable", "separable_train", {"lr": 0.01}) as failing:
@@ -161,3 +161,12 @@ def test_a_killed_stage_continues_its_own_run_and_ends_it_finished(tmp_path, mon
     # a finished run is not continued: the next execution of the stage is a run of its own
     with stage_run("separable", "separable_train", {"lr": 0.01}, run_id=run_id) as again:
         assert again.run_id != run_id
+
+
+def test_curves_are_named_so_one_quantity_s_splits_sit_together():
+    from pipeline.tracking import curve_name
+
+    assert [curve_name(k) for k in ("train_loss", "val_loss", "test_accuracy", "val_macro_recall")] == [
+        "loss/train", "loss/val", "accuracy/test", "macro_recall/val"]
+    assert [curve_name(k) for k in ("lr", "elapsed_seconds", "samples_per_second", "train")] == [
+        "lr", "elapsed_seconds", "samples_per_second", "train"]

@@ -40,7 +40,21 @@ class Variant:
     factor: Literal[2, 4]                       # upscaling factor this network is trained for
     target: Literal["pixel", "subpixel"]        # pixel: 27 -> 3 per HR pixel (the report's); subpixel: 27 -> 3*f*f
     hidden: tuple[int, ...] = field(metadata=bounds(ge=1, min_len=1))
-    residual: bool = False                      # predict the offset from the centre low-res pixel
+    residual: bool = False                      # predict an offset from `base` instead of the pixels
+    window: int = field(default=3, metadata=bounds(ge=3, le=9))   # low-res neighbourhood side (odd)
+    channels: Literal["rgb", "each"] = "rgb"    # each: one network shared by R, G and B, one channel per row
+    base: Literal["centre", "bicubic"] = "centre"   # residual: offset from the centre pixel, or from bicubic
+    augment: bool = False                       # train on random flips and transposes of every patch
+
+    def validate(self, key: str) -> None:
+        if self.window % 2 == 0:
+            raise ParamError(f"{key}.window: must be odd (a neighbourhood centred on its pixel), got {self.window}")
+        if self.target == "pixel" and (self.window, self.channels, self.base, self.augment) != (3, "rgb", "centre",
+                                                                                                False):
+            raise ParamError(f"{key}: target pixel is the report's literal 27 -> 3 network; window, channels, base "
+                             "and augment apply to target: subpixel")
+        if self.base == "bicubic" and not self.residual:
+            raise ParamError(f"{key}.base: bicubic is what a residual network corrects; set residual: true")
 
 
 @dataclass(frozen=True)
