@@ -162,7 +162,7 @@ def test_every_declared_plot_of_these_experiments_draws_its_data(repo, first_rep
     assert len(plots) == 4 and all(plots.values())
     psnr = plots["superres 2×: PSNR on the held-out photographs (interpolations, then the MLPs)"][0]["content"]
     bars = psnr["data"]["values"]
-    assert [b["method"] for b in bars] == ["nearest", "bilinear", "bicubic", "literal", "subpixel", "refine"]
+    assert [b["method"] for b in bars] == ["nearest", "bilinear", "bicubic", "literal", "refine", "subpixel"]
     assert psnr["encoding"]["x"]["title"] == "PSNR (dB), higher is better" and psnr["encoding"]["x"]["scale"]["zero"]
     curves = plots["superres: MSE per epoch (training and validation)"][0]["content"]
     assert curves["encoding"]["color"]["field"] == "series" and curves["encoding"]["y"]["scale"]["type"] == "log"

@@ -132,7 +132,7 @@ def test_unknown_experiment_and_variant_are_named(tmp_path, params):
     proc = run("stages.superres", "train", "tiny")
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: superres.variants.tiny: no such variant; "
-                                   "choose one of literal, subpixel, subpixel4x")
+                                   "choose one of literal, refine, subpixel, subpixel4x")
     proc = run("stages.superres", "mnist")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: 'mnist': no such stage here; choose one of features, train, evaluate, report"
