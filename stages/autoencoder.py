@@ -59,6 +59,7 @@ def train() -> None:
         metrics = {"train_loss": last["train_loss"], "test_loss": last["test_loss"],
                    "parameters": parameter_count(model), "train_seconds": round(last["elapsed_seconds"], 3)}
         st.save({"state_dict": out.best_state, "encoder": cfg.encoder}, MODEL)
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS / "autoencoder.json")
         st.write_csv(history, PLOTS / "autoencoder.csv")
         tracker.log_metrics(metrics)
@@ -122,6 +123,7 @@ def classify(variant: str) -> None:
                    "parameters": parameter_count(model)}
         st.save({"state_dict": out.best_state, "variant": variant, "hidden": ccfg.hidden},
                 MODELS / f"classifier_{variant}.pt")
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS / f"classifier_{variant}.json")
         st.write_csv(out.history, PLOTS / f"classifier_{variant}.csv")
         st.write_csv(sc.prediction_table(labels, pred, classes), PLOTS / f"confusion_{variant}.csv")

@@ -50,6 +50,7 @@ def train(size: str) -> None:
                        samples_per_second=round(len(train_split) * len(out.history) / last["elapsed_seconds"]),
                        parameters=parameter_count(model))
         st.save({"state_dict": out.best_state, "hidden": cfg.hidden}, MODELS / f"{size}.pt")
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS / f"{size}.json")
         st.write_csv(out.history, PLOTS / f"{size}.csv")
         tracker.log_metrics(metrics)

@@ -86,6 +86,7 @@ def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
                    "train_accuracy": last["train_accuracy"], "train_loss": last["train_loss"],
                    "best_val_accuracy": max(r["val_accuracy"] for r in out.history),
                    "train_seconds": round(last["elapsed_seconds"], 3)}
+        metrics.update(st.peak_memory())
         st.write_json(metrics, metrics_path)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         if not sweep:       # a sweep point's curves go to MLflow only

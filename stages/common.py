@@ -130,6 +130,18 @@ class Stage:
             if self.tracker is not None and Path(path).parts[0] == "models":
                 self.tracker.log_artifact(path, "model")        # the run holds the model it trained
 
+    def peak_memory(self) -> dict[str, float]:
+        """{"peak_memory_mb": ...} so far: CUDA's peak allocated memory on a GPU; on a CPU (or MPS) the
+        process's peak resident set, which also counts the interpreter and libraries (~0.5 GB)."""
+        import torch
+
+        if self.device is not None and self.device.type == "cuda":
+            return {"peak_memory_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss          # KiB on Linux, bytes on macOS
+        return {"peak_memory_mb": round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)}
+
     def write_json(self, obj, path: Path) -> None:
         from pipeline.core.files import write_json
 

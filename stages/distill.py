@@ -96,6 +96,7 @@ def features() -> None:
 
 
 def _record(st, tracker, name: str, metrics: dict, out, metrics_dir: Path = METRICS, plots_dir: Path = PLOTS) -> None:
+    metrics.update(st.peak_memory())
     st.write_json(metrics, metrics_dir / f"{name}.json")
     st.write_csv(out.history, plots_dir / f"{name}.csv")
     tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})

@@ -84,6 +84,7 @@ def train(model: str) -> None:
                    "test_samples_per_second": round(test_rate)}
         st.save({"state_dict": out.best_state, "model": name, "config": to_dict(arch), "classes": classes,
                  "best_epoch": out.best_epoch}, MODELS / f"{name}.pt")
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS / f"{name}.json")
         st.write_csv(out.history, PLOTS / f"{name}.csv")
         tracker.log_metrics(metrics)

@@ -110,6 +110,7 @@ def train() -> None:
         if st.writes:
             fm.save(model, cfg.model, MODEL, best_epoch=out.best_epoch, tta=cfg.train.tta, origin=origin)
             tracker.log_artifact(MODEL, "model")
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS)
         st.write_csv(out.history, PLOTS / "history.csv")
         tracker.log_metrics(metrics)

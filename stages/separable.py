@@ -34,6 +34,7 @@ def train() -> None:
                    "val_accuracy": last["val_accuracy"], "min_train_loss": min(h["train_loss"] for h in out.history),
                    "best_epoch": out.best_epoch, "parameters": parameter_count(model)}
         st.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, MODEL)
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS / "train.json")
         st.write_json(study.zero_loss_answer(), METRICS / "zero_loss.json")
         st.write_csv(out.history, PLOT)

@@ -62,6 +62,7 @@ def train(variant: str) -> None:
                    **{f"{k}_samples": n for k, n in out.sizes.items()}}
         st.save({"state_dict": out.fit.best_state, "variant": dataclasses.asdict(v),
                  "best_epoch": out.fit.best_epoch}, MODELS / f"{variant}.pt")
+        metrics.update(st.peak_memory())
         st.write_json(metrics, METRICS / f"{variant}.json")
         st.write_csv(out.fit.history, PLOTS / f"{variant}.csv")
         tracker.log_metrics(metrics)

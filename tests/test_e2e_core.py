@@ -170,6 +170,13 @@ def test_every_declared_plot_of_these_experiments_draws_its_data(repo, first_rep
         (f"{v}.csv", k) for v in ("literal", "subpixel", "subpixel4x", "refine") for k in ("train_loss", "val_loss")}
 
 
+def test_every_training_stage_reports_its_peak_memory(repo, first_repro):
+    files = [f"metrics/superres/{v}.json" for v in ("literal", "subpixel", "subpixel4x", "refine")]
+    for path in files + ["metrics/separable/train.json"]:
+        peak = json.loads((repo / path).read_text())["peak_memory_mb"]
+        assert 100 < peak < 20_000, path          # a CPU run: the process's peak resident set, torch included
+
+
 EDITS = {
     # one experiment's file: that experiment's stages that import it, no other
     "pipeline/separable/figures.py": {"separable_train"},

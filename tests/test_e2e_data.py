@@ -251,3 +251,11 @@ def test_the_scorecard_finds_every_number_these_experiments_report(repo, first_r
     assert {r["verdict"] for r in rows if r["values"]["kind"] in ("higher", "lower", "ours")} == {
         "not comparable", "not run"}
     assert all("smoke scale" in e["line"] for e in table["experiments"] if e["name"] in mine)
+
+
+def test_every_training_stage_reports_its_peak_memory(repo, first_repro):
+    files = [f"metrics/batch_size/{b}.json" for b in (64, 256, 1024)] + [
+        "metrics/autoencoder/autoencoder.json", "metrics/autoencoder/classifier_literal.json",
+        "metrics/emnist/cnn.json", "metrics/fer/cnn.json"]
+    for path in files:
+        assert 100 < json.loads((repo / path).read_text())["peak_memory_mb"] < 20_000, path

@@ -213,3 +213,10 @@ def test_the_scorecard_finds_every_number_these_experiments_report(repo, first_r
     headline = [r for r in rows if r["item"].endswith(("validation accuracy", "validation loss", "training time"))
                 and "sweep" not in r["item"]]
     assert len(headline) == 9 and all(r["verdict"] == "not comparable" for r in headline)
+
+
+def test_every_training_stage_reports_its_peak_memory(repo, first_repro):
+    files = [f"metrics/distill/{n}.json" for n in ("teacher", "student", "scratch", "finetune")] + [
+        f"metrics/colourize/{m}.json" for m in ("cnn", "unet", "residual")]
+    for path in files:
+        assert 100 < json.loads((repo / path).read_text())["peak_memory_mb"] < 20_000, path
