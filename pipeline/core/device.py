@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 
 import numpy as np
 import torch
@@ -14,6 +15,11 @@ from pipeline.core.errors import DeviceError
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            if count > 1 and "LOCAL_RANK" not in os.environ:     # torchrun's ranks get their GPU from it
+                device, message = auto_gpu(count)
+                print(message, file=sys.stderr)
+                return device
             return torch.device("cuda")
         if _mps_available():
             return torch.device("mps")
@@ -31,6 +37,20 @@ def pick_device(name: str = "auto") -> torch.device:
         raise DeviceError("device: 'mps' was asked for but Apple's MPS backend is not available; "
                           "set device: auto or cpu")
     return torch.device(name)
+
+
+def auto_gpu(count: int, folder=None) -> tuple[torch.device, str]:
+    """With `count` GPUs visible: the first one no other running stage holds (see pipeline.core.gpus),
+    and one line saying which; cuda:0, shared, when every GPU is held."""
+    from pipeline.core.gpus import claim, holders
+
+    index = claim(count, folder)
+    if index is None:
+        return torch.device("cuda:0"), (f"device: auto: all {count} GPUs are held by other running stages; "
+                                        "sharing cuda:0 (set device: cuda:N to choose)")
+    busy = holders(count, folder)
+    taken = f" (held by other stages: {', '.join(f'cuda:{i}' for i in sorted(busy))})" if busy else ""
+    return torch.device(f"cuda:{index}"), f"device: auto took cuda:{index} of {count} GPUs{taken}"
 
 
 def _mps_available() -> bool:
