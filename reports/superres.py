@@ -28,7 +28,7 @@ feats = torch.load(root / "data/features/superres/samples.pt", weights_only=Fals
 summary = json.loads((root / "metrics/superres/eval.json").read_text())
 per_image = pd.read_csv(root / "metrics/superres/per_image.csv")
 upscaled = torch.load(root / "data/eval/superres/upscaled.pt", weights_only=False)
-variants = sorted(p.stem for p in (root / "metrics/superres").glob("*.json") if p.stem != "eval")
+variants = sorted(p.stem for p in (root / "metrics/superres").glob("*.json") if p.stem not in ("eval", "summary"))
 train_metrics = {v: json.loads((root / f"metrics/superres/{v}.json").read_text()) for v in variants}
 histories = {v: pd.read_csv(root / f"plots/superres/{v}.csv") for v in variants}
 if scale != "full":

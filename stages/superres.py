@@ -76,7 +76,7 @@ def evaluate() -> None:
 
     from pipeline.core.errors import DataError
     from pipeline.core.params import flatten
-    from pipeline.superres.evaluation import method_table, score, summary, upscale_all
+    from pipeline.superres.evaluation import headline, method_table, score, summary, upscale_all
     from pipeline.superres.figures import evaluation_figures
     from pipeline.superres.models import variant_model
 
@@ -100,6 +100,7 @@ def evaluate() -> None:
     per_image = pd.concat(tables, ignore_index=True)
     result = summary(per_image)
     st.write_json(result, METRICS / "eval.json")
+    st.write_json(headline(result), METRICS / "summary.json")
     st.write_csv(per_image, METRICS / "per_image.csv")
     for factor in result:                         # one bar per method: what `dvc plots show` draws
         st.write_csv(method_table(result, factor), PLOTS / f"methods_{factor}.csv")

@@ -60,3 +60,10 @@ def method_table(summary_: dict, factor: str, interpolations: tuple[str, ...] = 
     methods = summary_[factor]
     order = [m for m in interpolations if m in methods] + [m for m in methods if m not in interpolations]
     return pd.DataFrame([{"method": m, **methods[m]} for m in order])
+
+
+def headline(summary_: dict, interpolations: tuple[str, ...] = ("nearest", "bilinear")) -> dict[str, float]:
+    """The few numbers worth a `dvc metrics` column, flat: held-out PSNR and SSIM of bicubic and of
+    every network, per factor (`x2_refine_holdout_psnr`). The full table stays in eval.json."""
+    return {f"{f}_{m.replace(' ', '_')}_{k}": v for f, methods in summary_.items() for m, row in methods.items()
+            if m not in interpolations for k, v in row.items() if k.startswith("holdout_")}
