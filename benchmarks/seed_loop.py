@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -60,10 +60,10 @@ def families() -> list[Family]:
     from pipeline.fer.model import FerCNN
 
     ce = nn.CrossEntropyLoss()
-    flat = lambda x: x.reshape(x.shape[0], -1)                   # noqa: E731 - (B, 1, 28, 28) -> (B, 784)
-    unit_flat = lambda x: x.reshape(x.shape[0], -1).float().div_(255)   # noqa: E731
-    squeeze = lambda x: x[:, 0]                                  # noqa: E731 - models that take (B, H, W)
-    chw = lambda x: x.permute(0, 3, 1, 2)                        # noqa: E731 - stored HWC -> CHW
+    flat = lambda x: x.reshape(x.shape[0], -1)
+    unit_flat = lambda x: x.reshape(x.shape[0], -1).float().div_(255)
+    squeeze = lambda x: x[:, 0]
+    chw = lambda x: x.permute(0, 3, 1, 2)
     return [
         Family("batch_size MLP (784-256-128-10)", lambda: MLP((256, 128)), (28, 28), 64, 16384, ce, _classes(10),
                flat, unit_flat),

@@ -29,8 +29,8 @@ def family_edges() -> set[tuple[str, str]]:
 
 def test_the_readme_graph_is_dvc_s_graph():
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"```mermaid\n(.*?)```", text, re.S)
+    block = re.search(r"```mermaid\n(.*?)```", text, re.DOTALL)
     assert block, "README: the ```mermaid block of the pipeline graph is missing"
-    drawn = set(re.findall(r"^\s+(\w+) --> (\w+)\s*$", block.group(1), re.M))
+    drawn = set(re.findall(r"^\s+(\w+) --> (\w+)\s*$", block.group(1), re.MULTILINE))
     real = family_edges()
     assert sorted(real - drawn) == [] and sorted(drawn - real) == []
