@@ -44,7 +44,8 @@ def build() -> None:
         if s.status != "not run":
             s.links["report"] = f"{s.name}.html"
         if s.name in ids:
-            s.links["mlflow"] = f"{ui}/#/experiments/{ids[s.name]}"
+            # MLflow 3's UI opens in its GenAI mode unless told otherwise: open the runs in model-training mode
+            s.links["mlflow"] = f"{ui}/#/experiments/{ids[s.name]}?workflowType=machine_learning"
     write_text(page.render(summaries, rows, str(param("scale")), MLFLOW_HINT), PAGE)
     write_json({"scale": param("scale"), "experiments": [asdict(s) for s in summaries],
                 "rows": [asdict(r) for r in rows]}, TABLE)

@@ -212,7 +212,8 @@ def test_the_stage_builds_the_page_table_and_counts_with_links_to_the_mlflow_sto
     assert "done: theory, autoencoder" in out.stdout
     table = json.loads((tmp_path / "reports/scorecard.json").read_text())
     links = {e["name"]: e["links"] for e in table["experiments"]}
-    assert links["theory"] == {"report": "theory.html", "mlflow": f"http://127.0.0.1:5000/#/experiments/{theory_id}"}
+    assert links["theory"] == {"report": "theory.html", "mlflow": f"http://127.0.0.1:5000/#/experiments/{theory_id}"
+                                                                   "?workflowType=machine_learning"}
     assert links["fer"] == {} and links["autoencoder"] == {"report": "autoencoder.html"}    # no MLflow runs yet
     counts = json.loads((tmp_path / "metrics/scorecard.json").read_text())
     assert counts["experiments_done"] == 2 and all(isinstance(v, int) for v in counts.values())
