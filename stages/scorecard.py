@@ -22,20 +22,14 @@ def build() -> None:
     from dataclasses import asdict
 
     from pipeline.core.files import write_json, write_text
-    from pipeline.core.params import load_params
+    from pipeline.core.params import flatten, load_params
     from pipeline.scorecard import page
     from pipeline.scorecard.card import build as build_card
     from pipeline.scorecard.card import file_lookup, totals
     from pipeline.scorecard.catalogue import experiments
     from pipeline.tracking import experiment_ids, ui_address
 
-    params = load_params("params.yaml")
-
-    def param(key: str):
-        value = params
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
+    param = flatten(load_params("params.yaml")).get        # dotted keys: "scale", "mnist.dataset"
 
     exps = experiments()
     summaries, rows = build_card(exps, file_lookup(), param)
