@@ -36,7 +36,7 @@ $(VENV)/.installed: requirements.lock
 
 # Re-resolve the pinned versions from pyproject.toml (needs the network).
 lock: env
-	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .cache
