@@ -25,7 +25,7 @@ from pipeline.core.params import flatten, load_params, parse, to_dict
 from pipeline.core.settings import Settings, settings_from
 
 T = TypeVar("T")
-RESUME_ROOT = Path(".cache/resume")
+RESUME_ROOT = Path(".cache/resume")   # $DLREPRO_RESUME_ROOT moves it (a volume that outlives a cloud job)
 RUN_ID_FILE = "mlflow_run_id"         # in a resume folder: the MLflow run an interrupted stage continues
 
 
@@ -119,7 +119,8 @@ class Stage:
         for path in inputs:
             with open(path, "rb") as fh:
                 h.update(hashlib.file_digest(fh, "sha256").digest())
-        return RESUME_ROOT / f"{self.name.replace('@', '-')}-{h.hexdigest()[:16]}"
+        root = Path(os.environ.get("DLREPRO_RESUME_ROOT") or RESUME_ROOT)
+        return root / f"{self.name.replace('@', '-')}-{h.hexdigest()[:16]}"
 
     def save(self, obj, path: Path) -> None:
         """A torch file (model, tensors), atomically."""

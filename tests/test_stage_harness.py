@@ -39,7 +39,8 @@ def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri)
+    volume = tmp_path / "volume"         # $DLREPRO_RESUME_ROOT: checkpoints on a disk that outlives the job
+    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri, DLREPRO_RESUME_ROOT=str(volume))
     cmd = [sys.executable, "-m", "stages.separable", "train"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     client, deadline, logged = _client(uri), time.time() + 180, 0
@@ -53,7 +54,8 @@ def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert client.get_run(run_id).info.status == "RUNNING"          # what a kill leaves behind
-    (folder,) = (tmp_path / ".cache/resume").iterdir()
+    assert not (tmp_path / ".cache").exists()
+    (folder,) = volume.iterdir()
     assert (folder / "last.pt").exists() and (folder / "mlflow_run_id").read_text() == run_id
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -65,4 +67,4 @@ def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_
     assert run.data.params["parameters"] == "42" and "final_train_loss" in run.data.metrics
     files = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id, "model")}
     assert {"loss.png", "boundary.png", "model/mlp.pt"} <= files       # its figures and the model it trained
-    assert not (tmp_path / ".cache/resume").exists() or not any((tmp_path / ".cache/resume").iterdir())
+    assert not volume.exists() or not any(volume.iterdir())
