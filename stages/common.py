@@ -83,9 +83,15 @@ class Stage:
         return rank() == 0
 
     def params(self, **sections) -> dict:
-        """MLflow parameters: the given sections flattened, plus seed, scale and device."""
+        """MLflow parameters: the given sections flattened, plus how the stage ran (`execution`)."""
         plain = {k: to_dict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in sections.items()}
-        return flatten({**plain, "seed": self.seed, "scale": self.settings.scale, "device": str(self.device)})
+        return flatten({**plain, **self.execution()})
+
+    def execution(self) -> dict:
+        """How this stage ran, recorded with every MLflow run: seed, scale, device, whether the model
+        was compiled and how many processes trained it (torchrun's world size)."""
+        return {"seed": self.seed, "scale": self.settings.scale, "device": str(self.device),
+                "compile": self.settings.compile, "processes": int(os.environ.get("WORLD_SIZE", "1"))}
 
     @contextlib.contextmanager
     def tracked(self, params: dict, resume: Path | None = None) -> Iterator:
@@ -99,7 +105,7 @@ class Stage:
 
         kept = resume / RUN_ID_FILE if resume is not None else None
         run_id = kept.read_text().strip() if kept is not None and kept.exists() else None
-        with stage_run(self.experiment, self.name, params, run_id) as tracker:
+        with stage_run(self.experiment, self.name, {**params, **self.execution()}, run_id) as tracker:
             if kept is not None:
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 kept.write_text(tracker.run_id)
@@ -188,13 +194,18 @@ class _Silent:
 
 
 def begin(name: str, section: str, cls: type, *, device: bool = True) -> Stage:
-    """Load and check `section`, seed everything, pick device and precision."""
+    """Load and check `section`, seed everything, pick device and precision, set how the engine
+    executes (compile, memory format) and, under torchrun, join the other ranks."""
+    from pipeline.core import distributed, runtime
     from pipeline.core.device import autocast_dtype, pick_device, seed_everything
 
     settings, cfg = load_section(section, cls)
     seed_everything(settings.seed)
     dev = pick_device(settings.device) if device else None
     amp = autocast_dtype(dev, settings.precision) if dev is not None else None
+    runtime.configure(runtime.Runtime(settings.compile, settings.memory_format))
+    if dev is not None:
+        distributed.start(dev)
     return Stage(name, section, settings, cfg, dev, amp)
 
 
@@ -208,8 +219,9 @@ def fit_summary(out) -> dict:
             "train_samples_per_second": round(last["samples_per_second"])}
 
 
-def main(doc: str, functions: dict[str, Callable]) -> None:
-    """`python -m stages.<module> <stage> [args]`: call functions[stage](*args)."""
+def main(doc: str, functions: dict[str, Callable], distributed: tuple[str, ...] = ()) -> None:
+    """`python -m stages.<module> <stage> [args]`: call functions[stage](*args). The stages named in
+    `distributed` run under torchrun on `distributed.nproc` processes when that is more than 1."""
     argv = sys.argv[1:]
     usage = (doc or "").strip().splitlines()[0] + "\nusage: python -m " + _module() + " " + \
         "|".join(f"{n}{''.join(f' <{p}>' for p in inspect.signature(f).parameters)}" for n, f in functions.items())
@@ -225,9 +237,40 @@ def main(doc: str, functions: dict[str, Callable]) -> None:
         if len(args) != len(wanted):
             raise ParamError(f"{argv[0]}: takes {len(wanted)} argument(s) ({' '.join(wanted) or 'none'}), "
                              f"got {len(args)}; {usage.splitlines()[-1]}")
+        if argv[0] in distributed:
+            _relaunch_under_torchrun(argv)
         fn(*args)
 
-    one_line_errors(call)
+    finished = False
+    try:
+        one_line_errors(call)
+        finished = True
+    finally:
+        if "torch" in sys.modules:
+            from pipeline.core.distributed import stop
+
+            # ranks > 0 wait until rank 0 has written every output; a rank that failed waits for no one
+            stop(wait=finished)
+
+
+def _relaunch_under_torchrun(argv: list[str]) -> None:
+    """With `distributed.nproc` > 1 and not yet under torchrun: become `torchrun --standalone
+    --nproc-per-node=N -m <this module> <argv>` (exec: dvc keeps waiting on this very process).
+    Several machines: run torchrun yourself with its rendezvous options (README, "Several GPUs")."""
+    if "LOCAL_RANK" in os.environ:
+        return
+    nproc = settings_from(load_params()).distributed.nproc
+    if nproc == 1:
+        return
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus and nproc > gpus:
+        raise ParamError(f"distributed.nproc: {nproc} processes but {gpus} GPU(s) are visible; "
+                         f"set it to at most {gpus} (-S distributed.nproc={gpus})")
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              f"--nproc-per-node={nproc}", "-m", _module(), *argv])
 
 
 def one_line_errors(call: Callable[[], None]) -> None:

@@ -301,4 +301,5 @@ def report() -> None:
 
 if __name__ == "__main__":
     main(__doc__, {"weights": weights, "features": features, "teacher": teacher, "logits": logits, "grid": grid,
-                   "student": student, "scratch": scratch, "finetune": finetune, "report": report})
+                   "student": student, "scratch": scratch, "finetune": finetune, "report": report},
+         distributed=("finetune",))

@@ -105,4 +105,5 @@ def report() -> None:
 
 
 if __name__ == "__main__":
-    main(__doc__, {"download": download, "prepare": prepare, "train": train, "report": report})
+    main(__doc__, {"download": download, "prepare": prepare, "train": train, "report": report},
+         distributed=("train",))

@@ -157,4 +157,5 @@ def report() -> None:
 
 
 if __name__ == "__main__":
-    main(__doc__, {"download": download, "prepare": prepare, "train": train, "inspect": inspect, "report": report})
+    main(__doc__, {"download": download, "prepare": prepare, "train": train, "inspect": inspect, "report": report},
+         distributed=("train",))

@@ -13,10 +13,12 @@ from pipeline.core.errors import DeviceError
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    if name in ("auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))      # torchrun: one GPU per rank
     if name == "auto":
         if torch.cuda.is_available():
             count = torch.cuda.device_count()
-            if count > 1 and "LOCAL_RANK" not in os.environ:     # torchrun's ranks get their GPU from it
+            if count > 1:
                 device, message = auto_gpu(count)
                 print(message, file=sys.stderr)
                 return device

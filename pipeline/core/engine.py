@@ -6,6 +6,11 @@ accumulation) whose gradients add up to exactly the large batch's. After every
 epoch: validation, a history record, the best state by a named metric, a resume
 checkpoint. The engine knows nothing of files beyond that checkpoint, nor of
 MLflow: the stage passes `on_epoch`.
+
+Under torchrun (several processes, see pipeline.core.distributed) every rank draws the same
+permutation and trains on its own shard of each global batch through DistributedDataParallel;
+loss and metric sums are added over ranks, the best epoch is rank 0's choice, and only rank 0
+writes the resume checkpoint. `torch.compile` and the memory format come from pipeline.core.runtime.
 """
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from pipeline.core import distributed as dist
+from pipeline.core import runtime
 from pipeline.core.device import autocast
 from pipeline.core.errors import ParamError, TrainingDiverged
 from pipeline.core.files import atomic_torch_save, remove_with_leftovers
@@ -73,6 +80,12 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
     make_optimizer (the history's lr is the last group's)."""
     device = train.inputs.device
     prepare = prepare or (lambda x, y, training: (x, y))
+    fmt = runtime.memory_format(model, device)
+    if fmt is torch.channels_last:
+        model.to(memory_format=fmt)
+    net = dist.wrap(model, device)                  # what the training step calls: DDP with others
+    if runtime.current().compile:
+        net = runtime.compiled(net, device)
     opt = make_optimizer(model, cfg, groups)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = _scheduler(opt, cfg, steps_per_epoch)
@@ -89,7 +102,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         model.train()
         t0 = time.perf_counter()
         record = {"epoch": epoch + 1,
-                  **_train_epoch(model, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch, metrics)}
+                  **_train_epoch(net, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch, metrics, fmt)}
         train_seconds = time.perf_counter() - t0
         for name, split in {"val": val, **(watch or {})}.items():
             if split is not None:
@@ -100,7 +113,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         record.update(lr=opt.param_groups[-1]["lr"], step=previous["step"] + steps_per_epoch,
                       elapsed_seconds=previous["elapsed_seconds"] + train_seconds, epoch_seconds=seconds,
                       samples_per_second=len(train) / train_seconds)
-        value = _monitored(record, cfg)
+        value = dist.agreed(_monitored(record, cfg))      # every rank keeps the same best epoch
         if cfg.monitor == "last" or _better(value, state["best_value"], cfg.mode) or state["best_state"] is None:
             state.update(best_value=value, best_epoch=epoch + 1, best_state=_cpu_state(model))
         if epoch + 1 in snapshot_epochs:
@@ -109,10 +122,10 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         state["epoch"] = epoch + 1
         if on_epoch is not None:        # first: a stage killed before the checkpoint repeats this epoch,
             on_epoch(record)            # bit for bit, rather than leave it out of what on_epoch records
-        if ckpt is not None:
+        if ckpt is not None and dist.rank() == 0:
             _save_resume(ckpt, state, model, opt, sched, gen)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
-    if ckpt is not None:            # finished: the stage writes the outputs; nothing left to resume
+    if ckpt is not None and dist.rank() == 0:     # finished: the stage writes the outputs; nothing to resume
         remove_with_leftovers(ckpt)
         if not any(ckpt.parent.iterdir()):
             ckpt.parent.rmdir()
@@ -125,8 +138,9 @@ def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen, prepare, amp_dtype,
-                 epoch: int, metrics: Metrics | None) -> dict[str, float]:
-    """One pass over `data`; the running mean loss (and metrics) of the batches as trained on."""
+                 epoch: int, metrics: Metrics | None, fmt=torch.contiguous_format) -> dict[str, float]:
+    """One pass over `data`; the running mean loss (and metrics) of the batches as trained on (by
+    every rank together)."""
     n = len(data)
     perm = torch.randperm(n, device=data.inputs.device, generator=gen)
     total = torch.zeros((), device=data.inputs.device)
@@ -134,15 +148,16 @@ def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen,
     for step, start in enumerate(range(0, n, cfg.batch_size)):
         opt.zero_grad(set_to_none=True)
         loss_sum, metric_sums = accumulate_gradients(model, data, perm[start:start + cfg.batch_size], loss_fn,
-                                                     cfg.accumulate, prepare, amp_dtype, metrics)
+                                                     cfg.accumulate, prepare, amp_dtype, metrics, fmt)
         total += loss_sum
         for k, v in metric_sums.items():
             sums[k] = sums.get(k, 0) + v
         opt.step()
         if sched is not None:
             sched.step()
-        if step % 50 == 49 and not torch.isfinite(total):
-            _diverged(total, epoch, step, cfg)
+        if step % 50 == 49 and not torch.isfinite(dist.sum_all(total)):     # all ranks decide alike
+            _diverged(dist.sum_all(total), epoch, step, cfg)
+    total, sums = dist.sum_all(total), {k: dist.sum_all(v) for k, v in sums.items()}
     mean = (total / n).item()
     if not math.isfinite(mean):
         _diverged(total, epoch, math.ceil(n / cfg.batch_size) - 1, cfg)
@@ -151,25 +166,34 @@ def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen,
 
 def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, parts: int,
                          prepare: Prepare | None = None, amp_dtype=None, metrics: Metrics | None = None,
-                         ) -> tuple[Tensor, dict[str, Tensor]]:
+                         fmt: torch.memory_format = torch.contiguous_format) -> tuple[Tensor, dict[str, Tensor]]:
     """Add to .grad the gradient of the mean loss over data[idx], computed in `parts` micro-batches
     (only one micro-batch's activations are alive at a time). Returns the summed loss and metric
-    sums (per sample, not yet divided), as device tensors: no host sync."""
+    sums (per sample, not yet divided), as device tensors: no host sync. With several processes
+    `model` is DDP's and `idx` the global batch: this rank computes its shard, gradients are
+    exchanged after the last micro-batch only, and DDP's average over ranks is the global mean."""
     prepare = prepare or (lambda x, y, training: (x, y))
     total = torch.zeros((), device=idx.device)
     sums: dict[str, Tensor] = {}
-    for micro in idx.tensor_split(min(parts, len(idx))):
+    mine, ranks = dist.shard(idx), dist.world_size() if dist.active() else 1
+    # a rank whose shard is empty (a last batch smaller than the world) still joins the exchange, weight 0
+    micros = mine.tensor_split(min(parts, len(mine))) if len(mine) else (idx[:1],)
+    for i, micro in enumerate(micros):
+        n = len(micro) if len(mine) else 0
         x, y = prepare(data.inputs[micro], data.targets[micro], True)
-        with autocast(x.device, amp_dtype):
-            out = model(x)
-            loss = loss_fn(out, y)
-        # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
-        (loss * (len(micro) / len(idx))).backward()
-        total += loss.detach().float() * len(micro)
+        if fmt is torch.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=fmt)
+        with dist.no_sync(model, last=i == len(micros) - 1):
+            with autocast(x.device, amp_dtype):
+                out = model(x)
+                loss = loss_fn(out, y)
+            # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
+            (loss * (n * ranks / len(idx))).backward()
+        total += loss.detach().float() * n
         if metrics is not None:
             with torch.no_grad():
                 for k, v in metrics(out.detach().float(), y).items():
-                    sums[k] = sums.get(k, 0) + v.float() * len(micro)
+                    sums[k] = sums.get(k, 0) + v.float() * n
     return total, sums
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pipeline.core.errors import ParamError
 from pipeline.core.params import bounds, parse
 
-GLOBAL_KEYS = ("seed", "device", "precision", "scale", "data")
+GLOBAL_KEYS = ("seed", "device", "precision", "compile", "memory_format", "distributed", "scale", "data")
 
 
 @dataclass(frozen=True)
@@ -16,10 +16,18 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class DistributedSettings:
+    nproc: int = field(default=1, metadata=bounds(ge=1))   # processes (GPUs) per distributed stage
+
+
+@dataclass(frozen=True)
 class Settings:
     seed: int = field(default=0, metadata=bounds(ge=0))
     device: str = "auto"    # auto | cpu | cuda | cuda:N | mps
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+    distributed: DistributedSettings = DistributedSettings()
     scale: Literal["full", "smoke"] = "full"
     data: DataSettings = DataSettings()
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.core.distributed import rank_seed
 from pipeline.core.engine import FitResult, fit
 from pipeline.core.split import Split
 from pipeline.distill.models import MobileNetStudent, ResNetTeacher, channel_statistics
@@ -40,7 +41,7 @@ class ViewBatches:
 
     def __init__(self, views: Tensor, labels: Tensor, logits: Tensor | None, seed: int):
         self.views, self.labels, self.logits = views, labels, logits
-        self.gen = torch.Generator(device=labels.device).manual_seed(seed + 1)
+        self.gen = torch.Generator(device=labels.device).manual_seed(rank_seed(seed) + 1)   # per rank
 
     def __call__(self, x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         if not training:
@@ -57,7 +58,7 @@ class RandomViews:
 
     def __init__(self, cfg: Views, device: torch.device, seed: int):
         self.cfg = cfg
-        self.gen = torch.Generator(device=device).manual_seed(seed + 1)
+        self.gen = torch.Generator(device=device).manual_seed(rank_seed(seed) + 1)   # per rank
 
     def __call__(self, x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         if not training:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pipeline.core.distributed import rank_seed
 from pipeline.core.engine import FitResult, fit
 from pipeline.core.errors import DataError
 from pipeline.core.split import Split
@@ -21,7 +22,7 @@ class Augmenter:
 
     def __init__(self, cfg: FerAugment, device: torch.device, seed: int):
         self.cfg = cfg
-        self.gen = torch.Generator(device=device).manual_seed(seed + 1)
+        self.gen = torch.Generator(device=device).manual_seed(rank_seed(seed) + 1)   # per rank under torchrun
 
     def __call__(self, x: Tensor, y: Tensor, training: bool) -> tuple[Tensor, Tensor]:
         if not training:
