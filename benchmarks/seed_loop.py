@@ -1,6 +1,7 @@
 """Our engine against the seeds' own way of training: samples per second of every training family.
 
     python -m benchmarks.seed_loop [--device auto] [--scale 1.0] [--out benchmarks/results]
+    python -m benchmarks.seed_loop --engine-options      # our engine: eager vs torch.compile vs channels_last
 
 The seeds trained with a torchvision-style dataset object (each sample a PIL image turned into a
 tensor by `ToTensor`, and `Normalize` where they normalised), a `DataLoader`, fp32 and a Python loop.
@@ -9,6 +10,10 @@ Each family below trains the same model, loss, optimiser and batch size both way
 device; the first pass is a warm-up, the second is timed (training only). Data: synthetic uint8 in
 each dataset's true shape and dtype (random pixels and labels: the speed of a step does not depend
 on what the pixels show). Writes a Markdown table and JSON named after the device.
+
+`--engine-options` measures instead what the params `compile` and `memory_format` choose between:
+the engine as it trains by default (eager, contiguous batches), with `torch.compile`, and with
+channels_last batches and weights (the families with 2-d convolutions).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.common import device_label
+from pipeline.core import runtime
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything, synchronize
 from pipeline.core.engine import fit
 from pipeline.core.schedule import TrainConfig
@@ -165,12 +171,46 @@ def compute_limit(f: Family, images: Tensor, targets: Tensor, device: torch.devi
     return steps * f.batch / (time.perf_counter() - t0)
 
 
+def engine_options(f: Family, images: Tensor, targets: Tensor, device: torch.device) -> dict:
+    """Samples per second of our engine with each execution option (second epoch; the first also
+    compiles). channels_last only where the model has 2-d convolutions."""
+    convolutional = any(isinstance(m, nn.Conv2d) for m in f.make_model().modules())
+    options = {"eager": runtime.Runtime(), "compile": runtime.Runtime(compile=True)}
+    if convolutional:
+        options["channels_last"] = runtime.Runtime(memory_format="channels_last")
+    rates = {}
+    for name, option in options.items():
+        runtime.configure(option)
+        try:
+            rates[name] = round(our_way(f, images, targets, device), 1)
+        finally:
+            runtime.configure(runtime.Runtime())
+    return rates
+
+
+def _write_options(rows: list[dict], label: str, out: Path, stem: str) -> None:
+    (out / f"engine_options_{stem}.json").write_text(json.dumps({"device": label, "rows": rows}, indent=2) + "\n")
+    lines = [f"Our engine's execution options on {label} (samples/s of training, second epoch; synthetic uint8 "
+             "data in each dataset's shape)", "",
+             "| family | batch | eager | torch.compile | compile / eager | channels_last | channels_last / eager |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cl, eager = r.get("channels_last"), r["eager"]
+        last = f"{cl:,.0f} | {cl / eager:.2f}×" if cl else "— | —"
+        lines.append(f"| {r['family']} | {r['batch']} | {eager:,.0f} | {r['compile']:,.0f} | "
+                     f"{r['compile'] / eager:.2f}× | {last} |")
+    (out / f"engine_options_{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"-> {out / f'engine_options_{stem}.md'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every family's timed sample count")
     ap.add_argument("--only", default="", help="comma-separated substrings of family names to run")
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--engine-options", action="store_true",
+                    help="time our engine eager, compiled and channels_last instead of against the seed loop")
     args = ap.parse_args()
     seed_everything(0)
     device = pick_device(args.device)
@@ -184,6 +224,12 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         images = torch.randint(0, 256, (n, *f.image), dtype=torch.uint8, generator=g)
         targets = f.target(n, g) if f.target is not None else torch.zeros(n)
+        if args.engine_options:
+            rates = engine_options(f, images, targets, device)
+            rows.append({"family": f.name, "batch": f.batch, "samples": n, **rates})
+            print(f"{f.name:42s} batch {f.batch:4d}  " + "  ".join(f"{k} {v:10,.0f}/s" for k, v in rates.items()),
+                  flush=True)
+            continue
         seed = seed_way(f, images, targets, device)
         ours = our_way(f, images, targets, device)
         limit = compute_limit(f, images, targets, device)
@@ -195,6 +241,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
+    if args.engine_options:
+        _write_options(rows, label, out, stem)
+        return
     (out / f"seed_loop_{stem}.json").write_text(json.dumps({"device": label, "rows": rows}, indent=2) + "\n")
     lines = [f"Seed-style loop vs our engine on {label} (synthetic uint8 data in each dataset's shape; samples/s "
              "of training, second pass; the compute limit is the model's own step on a ready batch)", "",
