@@ -89,11 +89,25 @@ def agreed(value: float) -> float:
     """Rank 0's `value` on every rank: decisions (the best epoch) are taken once, collectively."""
     if not active():
         return value
-    device = torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" \
-        else torch.device("cpu")
-    out = torch.tensor([value], dtype=torch.float64, device=device)
+    out = torch.tensor([value], dtype=torch.float64, device=_collective_device())
     torch.distributed.broadcast(out, 0)
     return float(out.item())
+
+
+def count(flag: bool) -> int:
+    """On how many ranks `flag` holds (1 or 0 alone)."""
+    if not active():
+        return int(flag)
+    out = torch.tensor([int(flag)], device=_collective_device())
+    torch.distributed.all_reduce(out)
+    return int(out.item())
+
+
+def _collective_device() -> torch.device:
+    """Where small tensors for a collective live: NCCL exchanges CUDA tensors only."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def rank_seed(seed: int) -> int:

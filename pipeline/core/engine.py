@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from pipeline.core import distributed as dist
 from pipeline.core import runtime
 from pipeline.core.device import autocast
-from pipeline.core.errors import ParamError, TrainingDiverged
+from pipeline.core.errors import DataError, ParamError, TrainingDiverged
 from pipeline.core.files import atomic_torch_save, remove_with_leftovers
 from pipeline.core.inference import Prepare, predict
 from pipeline.core.schedule import TrainConfig
@@ -93,7 +93,11 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
     state = {"epoch": 0, "history": [], "best_state": None, "best_epoch": 0, "snapshots": {},
              "best_value": math.inf if cfg.mode == "min" else -math.inf}
     ckpt = resume_dir / "last.pt" if resume_dir else None
-    if ckpt is not None and ckpt.exists():
+    found = ckpt is not None and ckpt.exists()
+    if dist.count(found) not in (0, dist.world_size() if dist.active() else 1):
+        raise DataError(f"{ckpt}: the resume checkpoint is seen by only some ranks; put the resume folder on "
+                        "storage every node shares ($DLREPRO_RESUME_ROOT) or delete it to start over")
+    if found:
         state = _load_resume(ckpt, model, opt, sched, gen, device)
     start = state["epoch"]
     bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, unit="epoch",
