@@ -259,3 +259,18 @@ def test_every_training_stage_reports_its_peak_memory(repo, first_repro):
         "metrics/emnist/cnn.json", "metrics/fer/cnn.json"]
     for path in files:
         assert 100 < json.loads((repo / path).read_text())["peak_memory_mb"] < 20_000, path
+
+
+def test_distributed_nproc_runs_a_training_stage_under_torchrun_and_reruns_only_the_stages_that_read_it(
+        repo, first_repro):
+    out = dvc(repo, "exp", "run", "emnist_train@mlp", "-S", "distributed.nproc=2")
+    assert ran(out) == {"emnist_train@mlp"}
+    assert out.count("emnist_train@mlp: test accuracy") == 1        # rank 0 alone prints its summary
+    # the big trainers read distributed.nproc; every other stage is untouched by it
+    assert stale(repo, *REPORTS["data"]) == {"emnist_train@cnn", "emnist_train@factorised", "emnist_report",
+                                             "fer_train"}
+    _, runs = mlflow_runs(repo, "emnist")
+    (run,) = [r for r in runs if r.data.tags.get("dvc.exp_name") and r.info.run_name == "emnist_train@mlp"]
+    assert run.info.status == "FINISHED" and run.data.params["processes"] == "2"
+    metrics = json.loads((repo / "metrics/emnist/mlp.json").read_text())
+    assert metrics["parameters"] == 20_390 and 0 <= metrics["test_accuracy"] <= 1
