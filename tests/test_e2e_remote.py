@@ -122,7 +122,7 @@ def test_b_lists_a_s_experiment_with_a_s_metrics(team):
 
 def test_b_gets_a_stage_a_ran_from_the_run_cache(team):
     """superres_features is in no lock B has; A ran it with these params in its experiment, and
-    `--pull` fetched the run-cache. (A training stage would be computed again: see the next test.)"""
+    `--pull` fetched the run-cache: B checks A's result out instead of computing it."""
     assert "superres_features" not in yaml.safe_load((team.b / "dvc.lock").read_text())["stages"]
     out = dvc(team.b, "exp", "run", "--pull", "-n", "b-features", "-S", EXP_SET[1], "superres_features")
     assert ran(out) == set(), out
@@ -131,19 +131,25 @@ def test_b_gets_a_stage_a_ran_from_the_run_cache(team):
     assert (team.b / samples).read_bytes() == (team.a / samples).read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dvc.yaml: no training stage has all its outputs in the DVC cache. A plain `cache: false` output (a "
-    "history CSV) turns the run-cache off for its stage (dvc/stage/__init__.py: run_cache=not no_cache_outs); "
-    "a `cache: false` metric or plot is recorded, but `dvc push --run-cache` sends only the run records, "
-    "not those files, so another machine cannot restore the stage and trains it again. Fix: cache them."))
-def test_training_stages_can_be_restored_from_another_machine_s_run_cache():
+def test_b_never_retrains_what_a_trained(team):
+    """A training stage too (its model, metrics and history all in the DVC cache, see dvc.yaml):
+    B asks for A's learning rate and gets A's model, metrics and curve without training."""
+    out = dvc(team.b, "exp", "run", "--pull", "-n", "b-lr", "-S", EXP_SET[0], "separable_train")
+    assert ran(out) == set(), out
+    assert "Stage 'separable_train' is cached - skipping run, checking out outputs" in out
+    for path in ("models/separable/mlp.pt", "metrics/separable/train.json", "plots/separable/history.csv"):
+        assert (team.b / path).read_bytes() == (team.a / path).read_bytes(), path
+
+
+def test_every_training_stage_keeps_all_its_outputs_in_the_cache():
+    """What the run-cache needs: a `cache: false` output turns it off for its stage (plain outs), or
+    is not sent by `dvc push --run-cache` (metrics, plots), so another machine would train again."""
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:
-        trains = [s for s in repo.index.stages       # writes a model, or is one run of a sweep or grid
-                  if any(o.def_path.startswith("models/") for o in s.outs) or "_sweep_" in s.name or "_grid" in s.name]
-        uncached = {s.addressing: [o.def_path for o in s.outs if not o.use_cache] for s in trains}
-    assert {stage: outs for stage, outs in uncached.items() if outs} == {}
+        uncached = {s.addressing: [o.def_path for o in s.outs if not o.use_cache] for s in repo.index.stages}
+    assert {stage: outs for stage, outs in uncached.items() if outs} == {
+        "scorecard": ["reports/index.html", "reports/scorecard.json", "metrics/scorecard.json"]}
 
 
 def test_a_skypilot_job_s_run_section_shares_its_experiment(team):
