@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 # Stage commands in dvc.yaml say `python`: make it the environment's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test test-unit env lock clean
+.PHONY: repro test test-unit env lock clean tracking-server
 
 # When stages fail (no network for a download, say), the scorecard is still built from what exists:
 # reports/index.html then says which experiments ran and what the others need.
@@ -22,6 +22,12 @@ test: env
 # The unit tier: everything but the end-to-end runs of dvc on repository copies (marker e2e).
 test-unit: env
 	$(BIN)/python -m pytest -m "not e2e and not slow"
+
+# A team's MLflow tracking server on PostgreSQL (README "Scaling out"), on 127.0.0.1:5000; ARGS go to
+# python -m pipeline.scaleout.tracking_server, e.g. ARGS="--local-postgres ~/mlflow-server" for a
+# PostgreSQL of its own, or ARGS="--backend-store-uri postgresql://user:pw@host:5432/mlflow".
+tracking-server: env
+	$(BIN)/python -m pipeline.scaleout.tracking_server $(ARGS)
 
 env: $(VENV)/.installed
 
