@@ -7,13 +7,16 @@ are children of `dvc queue start` and take its environment, so MLFLOW_TRACKING_U
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -28,21 +31,16 @@ RATES = ("0.001", "0.002", "0.005", "0.02")         # separable.train.lr of the 
 READY = "clients set MLFLOW_TRACKING_URI="
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The tracking server's address. The cluster lives in a folder of its own under /tmp: pytest's
-    tmp folders are root's alone, and the server runs as `postgres`."""
-    try:
-        bin_dir()
-    except ServerError:
-        pytest.skip("no PostgreSQL server here (initdb, pg_ctl): apt-get install postgresql")
-    folder = Path(tempfile.mkdtemp(prefix="dlrepro-tracking-"))
-    folder.chmod(0o755)
-    port, log = free_port(), folder / "server.log"
-    cmd = [sys.executable, "-m", "pipeline.scaleout.tracking_server", "--local-postgres", str(folder / "server"),
-           "--port", str(port), "--workers", "2"]
+MODULE = (sys.executable, "-m", "pipeline.scaleout.tracking_server")
+
+
+@contextlib.contextmanager
+def _running(log: Path, *args: str, extra: dict[str, str] | None = None) -> Iterator[str]:
+    """The module started as a user starts it, its output in `log`; its address once it answers.
+    Stopped as by Ctrl-C on leaving: the server, then a cluster it started."""
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*MODULE, "--port", str(free_port()), *args], cwd=ROOT, env=env(extra),
+                                stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 180
         while READY not in log.read_text() and proc.poll() is None and time.time() < deadline:
@@ -50,22 +48,41 @@ def server():
         assert READY in log.read_text(), log.read_text()[-3000:]
         yield log.read_text().split(READY)[1].split()[0]
     finally:
-        proc.send_signal(signal.SIGTERM)          # as Ctrl-C: the server, then the cluster, stop
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The tracking server's address (`url`) and its database's URI. The cluster lives in a folder
+    of its own under /tmp: pytest's tmp folders are root's alone, and the server runs as `postgres`."""
+    try:
+        bin_dir()
+    except ServerError:
+        pytest.skip("no PostgreSQL server here (initdb, pg_ctl): apt-get install postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="dlrepro-tracking-"))
+    folder.chmod(0o755)
+    try:
+        with _running(folder / "server.log", "--local-postgres", str(folder / "server"), "--workers", "2") as url:
+            said = (folder / "server.log").read_text()
+            port = said.split("PostgreSQL running in ")[1].split()[2].rsplit(":", 1)[1]
+            password = (folder / "server" / "postgres" / "password").read_text().strip()
+            yield SimpleNamespace(url=url, database=f"postgresql://mlflow:{password}@127.0.0.1:{port}/mlflow")
+    finally:
         LocalPostgres(folder / "server").stop()   # a no-op when the module stopped it
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.scaleout.tracking_server", *args], cwd=ROOT, env=env(),
+    return subprocess.run([*MODULE, *args], cwd=ROOT, env=env(),
                           capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_what_usually_goes_wrong_is_one_line_and_status_2(server, closed_port):
-    taken = server.rsplit(":", 1)[1]                                # the running server's port
+    taken = server.url.rsplit(":", 1)[1]                                # the running server's port
     free = str(closed_port)
     cases = {(taken, "postgresql://u:secret@127.0.0.1/db"): "cannot listen on",
              (free, f"postgresql://u:secret@127.0.0.1:{free}/db"): "cannot reach the database postgresql://u:***@",
@@ -108,14 +125,14 @@ def _run_stage(folder: Path, extra: dict[str, str]) -> subprocess.Popen:
 
 
 def test_a_stage_logs_to_the_server_what_it_logs_to_the_sqlite_store(server, tmp_path):
-    stages = {"server": _run_stage(tmp_path / "server", {"MLFLOW_TRACKING_URI": server}),
+    stages = {"server": _run_stage(tmp_path / "server", {"MLFLOW_TRACKING_URI": server.url}),
               "sqlite": _run_stage(tmp_path / "sqlite", {})}
     for proc in stages.values():
         out = proc.communicate(timeout=300)[0]
         assert proc.returncode == 0, out[-3000:]
     assert not (tmp_path / "server" / "mlflow.db").exists()        # nothing fell back to the default store
     seen = {}
-    for store, uri in (("server", server), ("sqlite", f"sqlite:///{tmp_path / 'sqlite' / 'mlflow.db'}")):
+    for store, uri in (("server", server.url), ("sqlite", f"sqlite:///{tmp_path / 'sqlite' / 'mlflow.db'}")):
         client = _client(uri)
         (run,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
         assert run.info.status == "FINISHED"
@@ -130,6 +147,19 @@ def test_a_stage_logs_to_the_server_what_it_logs_to_the_sqlite_store(server, tmp
     assert ours["params"] == sqlite["params"] and ours["metrics"] == sqlite["metrics"]
     assert ours["curves"] == sqlite["curves"]                      # CPU runs are bit-reproducible
     assert ours["tags"] == sqlite["tags"] and ours["files"] == sqlite["files"]
+
+
+def test_a_second_server_on_the_same_database_sees_the_same_runs(server, tmp_path):
+    """The team's way: a database that exists (here the cluster above), given by its URI."""
+    with _running(tmp_path / "log", "--workers", "1", extra={"MLFLOW_BACKEND_STORE_URI": server.database}) as url:
+        runs = {}
+        for address in (server.url, url):
+            client = _client(address)
+            runs[address] = [r.info.run_id for r in client.search_runs(
+                [client.get_experiment_by_name("separable").experiment_id])]
+    assert runs[server.url] and runs[server.url] == runs[url]
+    password = server.database.split("@")[0].rsplit(":", 1)[1]
+    assert password not in (tmp_path / "log").read_text()          # the URI is shown without it
 
 
 def _queued_sweep(repo: Path, extra: dict[str, str]) -> dict:
@@ -157,7 +187,7 @@ def sweeps(server, tmp_path_factory) -> dict[str, dict]:
     """Both sweeps side by side, each in a repository copy of its own (four workers at once)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    stores = {"server": {"MLFLOW_TRACKING_URI": server}, "sqlite": {}}
+    stores = {"server": {"MLFLOW_TRACKING_URI": server.url}, "sqlite": {}}
     repos = {store: copy_repo(tmp_path_factory.mktemp(f"tracking-{store}")) for store in stores}
     try:
         with ThreadPoolExecutor(2) as pool:
