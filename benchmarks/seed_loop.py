@@ -175,7 +175,8 @@ def engine_options(f: Family, images: Tensor, targets: Tensor, device: torch.dev
     """Samples per second of our engine with each execution option (second epoch; the first also
     compiles). channels_last only where the model has 2-d convolutions."""
     convolutional = any(isinstance(m, nn.Conv2d) for m in f.make_model().modules())
-    options = {"eager": runtime.Runtime(), "compile": runtime.Runtime(compile=True)}
+    options = {"eager": runtime.Runtime(memory_format="contiguous"),
+               "compile": runtime.Runtime(compile=True, memory_format="contiguous")}
     if convolutional:
         options["channels_last"] = runtime.Runtime(memory_format="channels_last")
     rates = {}

@@ -51,11 +51,11 @@ def _close(a: dict, b: dict) -> None:
 
 @pytest.fixture(scope="module")
 def eager():
-    return _train(False)[0]
+    return _train(False, "contiguous")[0]
 
 
 def test_compiled_training_learns_what_eager_training_learns(eager):
-    compiled, err = _train(True)
+    compiled, err = _train(True, "contiguous")
     assert "training uncompiled" not in err          # this machine has a C++ compiler: it really compiled
     assert compiled["graphs"] >= 1 and eager["graphs"] == 0
     _close(compiled, eager)
@@ -63,7 +63,7 @@ def test_compiled_training_learns_what_eager_training_learns(eager):
 
 def test_where_torch_compile_cannot_work_one_line_says_so_and_training_goes_on_uncompiled(eager):
     broken = "import torch._inductor.config as ic; ic.cpp.cxx = ('/nonexistent/c++',)"     # no C++ compiler
-    result, err = _train(True, setup=broken)
+    result, err = _train(True, "contiguous", setup=broken)
     said = [line for line in err.splitlines() if line.startswith("compile:")]
     assert len(said) == 1 and "does not work here" in said[0] and said[0].endswith("training uncompiled")
     assert "C++ compiler" in said[0]
@@ -74,11 +74,13 @@ def test_channels_last_trains_the_same_model(eager):
     _close(_train(False, "channels_last")[0], eager)
 
 
-def test_auto_memory_format_is_channels_last_only_for_cnns_on_cuda():
+def test_auto_memory_format_is_channels_last_for_cnns_on_cuda_and_cpu():
     cnn, mlp = nn.Sequential(nn.Conv2d(1, 2, 3)), nn.Sequential(nn.Linear(2, 2))
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    cpu, cuda, mps = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
     assert runtime.memory_format(cnn, cuda, "auto") is torch.channels_last
+    assert runtime.memory_format(cnn, cpu, "auto") is torch.channels_last
     assert runtime.memory_format(mlp, cuda, "auto") is torch.contiguous_format
-    assert runtime.memory_format(cnn, cpu, "auto") is torch.contiguous_format
+    assert runtime.memory_format(mlp, cpu, "auto") is torch.contiguous_format
+    assert runtime.memory_format(cnn, mps, "auto") is torch.contiguous_format
     assert runtime.memory_format(mlp, cpu, "channels_last") is torch.channels_last
-    assert runtime.memory_format(cnn, cuda, "contiguous") is torch.contiguous_format
+    assert runtime.memory_format(cnn, cpu, "contiguous") is torch.contiguous_format
