@@ -148,8 +148,12 @@ def test_every_training_stage_keeps_all_its_outputs_in_the_cache():
 
     with Repo(str(ROOT)) as repo:
         uncached = {s.addressing: [o.def_path for o in s.outs if not o.use_cache] for s in repo.index.stages}
+        cached = {o.def_path for s in repo.index.stages for o in s.outs if o.use_cache}
     assert {stage: outs for stage, outs in uncached.items() if outs} == {
         "scorecard": ["reports/index.html", "reports/scorecard.json", "metrics/scorecard.json"]}
+    # and git tracks none of the cached ones (`dvc repro` refuses to write an output git tracks)
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert [p for p in tracked.split() if any(p == o or p.startswith(o.rstrip("/") + "/") for o in cached)] == []
 
 
 def test_a_skypilot_job_s_run_section_shares_its_experiment(team):
