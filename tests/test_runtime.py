@@ -3,6 +3,7 @@ channels_last memory format. Each run is a fresh process: compilation state is p
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -38,7 +39,7 @@ print(json.dumps({{"loss": [h["train_loss"] for h in result.history], "graphs": 
 def _train(compile: bool, fmt: str = "auto", setup: str = "") -> tuple[dict, str]:
     code = TRAIN.format(setup=setup, compile=compile, fmt=fmt)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(ROOT)})
+                         check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
