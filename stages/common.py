@@ -90,8 +90,10 @@ class Stage:
     def execution(self) -> dict:
         """How this stage ran, recorded with every MLflow run: seed, scale, device, whether the model
         was compiled and how many processes trained it (torchrun's world size)."""
+        from pipeline.core.distributed import world_size
+
         return {"seed": self.seed, "scale": self.settings.scale, "device": str(self.device),
-                "compile": self.settings.compile, "processes": int(os.environ.get("WORLD_SIZE", "1"))}
+                "compile": self.settings.compile, "processes": world_size()}
 
     @contextlib.contextmanager
     def tracked(self, params: dict, resume: Path | None = None) -> Iterator:

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,35 @@ def repo_fixtures(name: str, targets: tuple[str, ...], server: str | None = None
         return dvc(repo, "repro", *targets)
 
     return repo, first_repro
+
+
+def standalone_separable(folder: Path, epochs: int, **extra: str) -> tuple[dict[str, str], str]:
+    """`folder` made ready for `python -m stages.separable train` outside dvc: params.yaml with
+    `epochs`, and the environment to run it with (the repository on PYTHONPATH, an SQLite store of
+    its own, `extra`); returns (environment, the store's URI)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["separable"]["train"]["epochs"] = epochs
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    out.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri, **extra)
+    return out, uri
+
+
+def wait_for_epochs(proc: subprocess.Popen, uri: str, epochs: int, timeout: float) -> tuple[str | None, int]:
+    """Poll the separable run in `uri` until it has logged `epochs` epochs of `loss/train`, `proc` has
+    ended or `timeout` seconds have passed: (the run's id, epochs logged)."""
+    from mlflow.tracking import MlflowClient
+
+    client, deadline, run_id, logged = MlflowClient(uri), time.time() + timeout, None, 0
+    while logged < epochs and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        try:
+            exp = client.get_experiment_by_name("separable")
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if runs:
+                run_id = runs[0].info.run_id
+                logged = len(client.get_metric_history(run_id, "loss/train"))
+        except Exception:  # noqa: BLE001 - the store is still being created by the stage
+            continue
+    return run_id, logged

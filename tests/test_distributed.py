@@ -7,19 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from pipeline.core import distributed as dist
 from pipeline.core.engine import fit
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
-from tests.conftest import ROOT
+from tests.e2e import standalone_separable, wait_for_epochs
 
 # 29 samples in global batches of 7 split in 2 micro-batches: uneven shards, and a last batch of one
 # sample, which leaves rank 1 an empty shard that must still join the gradient exchange
@@ -73,8 +71,7 @@ def test_two_ranks_end_with_the_weights_and_curves_of_one_process_with_the_same_
 
 def test_shards_cover_the_global_batch_once_and_differ_by_at_most_one(monkeypatch):
     batch = torch.arange(11)
-    monkeypatch.setattr(dist, "active", lambda: True)
-    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setattr(dist, "world_size", lambda: 3)      # as in a group of three
     parts = []
     for r in range(3):
         monkeypatch.setenv("RANK", str(r))
@@ -107,26 +104,12 @@ def _rank_of(pid: int) -> int | None:
 def test_a_stage_under_torchrun_writes_once_and_resumes_after_a_rank_is_killed(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["separable"]["train"]["epochs"] = EPOCHS
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri)
+    env, uri = standalone_separable(tmp_path, EPOCHS)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "-m", "stages.separable", "train"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    client, deadline, logged, run_id = MlflowClient(uri), time.time() + 240, 0, None
-    while logged < 10 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        try:
-            exp = client.get_experiment_by_name("separable")
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            if runs:
-                run_id = runs[0].info.run_id
-                logged = len(client.get_metric_history(run_id, "loss/train"))
-        except Exception:  # noqa: BLE001 - the store is still being created by rank 0
-            continue
+    client = MlflowClient(uri)
+    run_id, logged = wait_for_epochs(proc, uri, 10, timeout=240)
     workers = {_rank_of(p): p for agent in [proc.pid] for p in _children(agent)}
     assert proc.poll() is None and logged >= 10 and 1 in workers, "finished or stalled before the kill"
     os.kill(workers[1], signal.SIGKILL)                 # rank 1 dies; torchrun ends rank 0 and fails

@@ -3,53 +3,28 @@ and run again, the stage resumes from its checkpoint into the same MLflow run, w
 FINISHED holding every epoch."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-import yaml
 
-from tests.conftest import ROOT
+from tests.e2e import standalone_separable, wait_for_epochs
 
 pytestmark = pytest.mark.e2e          # a real stage process, killed and run again (about half a minute)
 
 EPOCHS = 200
 
 
-def _client(uri: str):
+def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(uri)
-
-
-def _logged_epochs(client) -> tuple[str | None, int]:
-    exp = client.get_experiment_by_name("separable")
-    runs = client.search_runs([exp.experiment_id]) if exp else []
-    if not runs:
-        return None, 0
-    return runs[0].info.run_id, len(client.get_metric_history(runs[0].info.run_id, "loss/train"))
-
-
-def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_path):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["separable"]["train"]["epochs"] = EPOCHS
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
     volume = tmp_path / "volume"         # $DLREPRO_RESUME_ROOT: checkpoints on a disk that outlives the job
-    env.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri, DLREPRO_RESUME_ROOT=str(volume))
+    env, uri = standalone_separable(tmp_path, EPOCHS, DLREPRO_RESUME_ROOT=str(volume))
     cmd = [sys.executable, "-m", "stages.separable", "train"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    client, deadline, logged = _client(uri), time.time() + 180, 0
-    while logged < 10 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.5)
-        try:
-            run_id, logged = _logged_epochs(client)
-        except Exception:  # noqa: BLE001 - the store is still being created by the stage
-            continue
+    client = MlflowClient(uri)
+    run_id, logged = wait_for_epochs(proc, uri, 10, timeout=180)
     assert proc.poll() is None and logged >= 10, "the stage finished or stalled before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

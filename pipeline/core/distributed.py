@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 
 def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """How many processes train together: the process group's size, 1 alone."""
+    return torch.distributed.get_world_size() if active() else 1
 
 
 def rank() -> int:
@@ -33,7 +34,7 @@ def active() -> bool:
 
 def start(device: torch.device) -> None:
     """Join torchrun's process group when there are several processes; idempotent."""
-    if world_size() > 1 and not active():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not active():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -73,7 +74,8 @@ def no_sync(model: nn.Module, last: bool):
 
 def shard(batch: Tensor) -> Tensor:
     """This rank's part of a global batch of indices: contiguous, sizes differing by at most one."""
-    return batch.tensor_split(world_size())[rank()] if active() else batch
+    ranks = world_size()
+    return batch.tensor_split(ranks)[rank()] if ranks > 1 else batch
 
 
 def sum_all(value: Tensor) -> Tensor:

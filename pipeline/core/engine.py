@@ -94,7 +94,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
              "best_value": math.inf if cfg.mode == "min" else -math.inf}
     ckpt = resume_dir / "last.pt" if resume_dir else None
     found = ckpt is not None and ckpt.exists()
-    if dist.count(found) not in (0, dist.world_size() if dist.active() else 1):
+    if dist.count(found) not in (0, dist.world_size()):
         raise DataError(f"{ckpt}: the resume checkpoint is seen by only some ranks; put the resume folder on "
                         "storage every node shares ($DLREPRO_RESUME_ROOT) or delete it to start over")
     if found:
@@ -179,7 +179,7 @@ def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, pa
     prepare = prepare or (lambda x, y, training: (x, y))
     total = torch.zeros((), device=idx.device)
     sums: dict[str, Tensor] = {}
-    mine, ranks = dist.shard(idx), dist.world_size() if dist.active() else 1
+    mine, ranks = dist.shard(idx), dist.world_size()
     # a rank whose shard is empty (a last batch smaller than the world) still joins the exchange, weight 0
     micros = mine.tensor_split(min(parts, len(mine))) if len(mine) else (idx[:1],)
     for i, micro in enumerate(micros):
