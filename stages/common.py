@@ -88,12 +88,17 @@ class Stage:
         return flatten({**plain, **self.execution()})
 
     def execution(self) -> dict:
-        """How this stage ran, recorded with every MLflow run: seed, scale, device, whether the model
-        was compiled and how many processes trained it (torchrun's world size)."""
+        """How this stage ran, recorded with every MLflow run: seed, scale, device, the autocast precision
+        it trained in, whether kernels were deterministic, whether the model was compiled and how
+        many processes trained it (torchrun's world size)."""
         from pipeline.core.distributed import world_size
 
-        return {"seed": self.seed, "scale": self.settings.scale, "device": str(self.device),
-                "compile": self.settings.compile, "processes": world_size()}
+        import torch
+
+        precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp, "fp32")
+        return {"seed": self.seed, "scale": self.settings.scale, "device": str(self.device), "precision": precision,
+                "deterministic": self.settings.deterministic, "compile": self.settings.compile,
+                "processes": world_size()}
 
     @contextlib.contextmanager
     def tracked(self, params: dict, resume: Path | None = None) -> Iterator:
@@ -202,7 +207,7 @@ def begin(name: str, section: str, cls: type, *, device: bool = True) -> Stage:
     from pipeline.core.device import autocast_dtype, pick_device, seed_everything
 
     settings, cfg = load_section(section, cls)
-    seed_everything(settings.seed)
+    seed_everything(settings.seed, settings.deterministic)
     dev = pick_device(settings.device) if device else None
     amp = autocast_dtype(dev, settings.precision) if dev is not None else None
     runtime.configure(runtime.Runtime(settings.compile, settings.memory_format))

@@ -169,7 +169,6 @@ def test_asking_for_an_absent_gpu_is_a_clear_error():
         autocast_dtype(torch.device("cpu"), "bf16")
     assert pick_device("auto").type in ("cpu", "mps")
     assert autocast_dtype(torch.device("cpu"), "auto") is None
-    assert autocast_dtype(torch.device("cuda"), "auto") is torch.bfloat16
 
 
 def test_an_unknown_monitor_key_names_the_choices():
@@ -186,3 +185,15 @@ def test_bf16_autocast_trains_on_cuda():
     model = copy.deepcopy(_model()).to(dev)
     r = fit(model, t, v, nn.MSELoss(), _cfg(epochs=5), amp_dtype=torch.bfloat16)
     assert r.history[-1]["val_loss"] < r.history[0]["val_loss"]
+
+
+@pytest.mark.gpu
+def test_fp16_autocast_with_loss_scaling_trains_on_cuda_and_auto_picks_per_capability():
+    train, val = _data()
+    dev = torch.device("cuda")
+    t, v = Split(train.inputs.to(dev), train.targets.to(dev)), Split(val.inputs.to(dev), val.targets.to(dev))
+    model = copy.deepcopy(_model()).to(dev)
+    r = fit(model, t, v, nn.MSELoss(), _cfg(epochs=5), amp_dtype=torch.float16)
+    assert r.history[-1]["val_loss"] < r.history[0]["val_loss"]
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    assert autocast_dtype(dev, "auto") is (torch.bfloat16 if native else torch.float16)

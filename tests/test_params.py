@@ -102,7 +102,8 @@ def test_bad_values_name_the_key_and_what_is_allowed(params, key, value, message
 
 @pytest.mark.parametrize("raw,message", [
     ({"device": "gpu"}, "device: 'gpu' is not allowed; choose one of auto, cpu, cuda, cuda:N, mps"),
-    ({"precision": "fp16"}, "precision: 'fp16' is not allowed; choose one of auto, fp32, bf16"),
+    ({"precision": "fp8"}, "precision: 'fp8' is not allowed; choose one of auto, bf16, fp16, fp32"),
+    ({"deterministic": "sometimes"}, "deterministic: must be true or false, got 'sometimes'"),
     ({"seed": -1}, "seed: must be at least 0, got -1"),
     ({"scale": "tiny"}, "scale: 'tiny' is not allowed; choose one of full, smoke"),
     ({"data": {"mirorr": "x"}}, "data.mirorr: unknown key; allowed keys: mirror"),

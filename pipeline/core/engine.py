@@ -11,6 +11,8 @@ Under torchrun (several processes, see pipeline.core.distributed) every rank dra
 permutation and trains on its own shard of each global batch through DistributedDataParallel;
 loss and metric sums are added over ranks, the best epoch is rank 0's choice, and only rank 0
 writes the resume checkpoint. `torch.compile` and the memory format come from pipeline.core.runtime.
+With fp16 autocast the loss is scaled (torch.amp.GradScaler): a step whose gradients overflow is
+skipped and the scale lowered; bf16 and fp32 need no scaling.
 """
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
     if runtime.current().compile:
         net = runtime.compiled(net, device)
     opt = make_optimizer(model, cfg, groups)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     sched = _scheduler(opt, cfg, steps_per_epoch)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -98,7 +101,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         raise DataError(f"{ckpt}: the resume checkpoint is seen by only some ranks; put the resume folder on "
                         "storage every node shares ($DLREPRO_RESUME_ROOT) or delete it to start over")
     if found:
-        state = _load_resume(ckpt, model, opt, sched, gen, device)
+        state = _load_resume(ckpt, model, opt, sched, gen, device, scaler)
     start = state["epoch"]
     bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, unit="epoch",
                disable=not (sys.stderr.isatty() if progress is None else progress))
@@ -106,7 +109,8 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         model.train()
         t0 = time.perf_counter()
         record = {"epoch": epoch + 1,
-                  **_train_epoch(net, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch, metrics, fmt)}
+                  **_train_epoch(net, train, loss_fn, opt, sched, cfg, gen, prepare, amp_dtype, epoch, metrics, fmt,
+                                  scaler)}
         train_seconds = time.perf_counter() - t0
         for name, split in {"val": val, **(watch or {})}.items():
             if split is not None:
@@ -127,7 +131,7 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
         if on_epoch is not None:        # first: a stage killed before the checkpoint repeats this epoch,
             on_epoch(record)            # bit for bit, rather than leave it out of what on_epoch records
         if ckpt is not None and dist.rank() == 0:
-            _save_resume(ckpt, state, model, opt, sched, gen)
+            _save_resume(ckpt, state, model, opt, sched, gen, scaler)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k.endswith("loss")})
     if ckpt is not None and dist.rank() == 0:     # finished: the stage writes the outputs; nothing to resume
         remove_with_leftovers(ckpt)
@@ -142,7 +146,7 @@ def _cpu_state(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen, prepare, amp_dtype,
-                 epoch: int, metrics: Metrics | None, fmt=torch.contiguous_format) -> dict[str, float]:
+                 epoch: int, metrics: Metrics | None, fmt=torch.contiguous_format, scaler=None) -> dict[str, float]:
     """One pass over `data`; the running mean loss (and metrics) of the batches as trained on (by
     every rank together)."""
     n = len(data)
@@ -152,11 +156,15 @@ def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen,
     for step, start in enumerate(range(0, n, cfg.batch_size)):
         opt.zero_grad(set_to_none=True)
         loss_sum, metric_sums = accumulate_gradients(model, data, perm[start:start + cfg.batch_size], loss_fn,
-                                                     cfg.accumulate, prepare, amp_dtype, metrics, fmt)
+                                                     cfg.accumulate, prepare, amp_dtype, metrics, fmt, scaler)
         total += loss_sum
         for k, v in metric_sums.items():
             sums[k] = sums.get(k, 0) + v
-        opt.step()
+        if scaler is not None and scaler.is_enabled():
+            scaler.step(opt)            # skipped when the scaled gradients overflowed
+            scaler.update()
+        else:
+            opt.step()
         if sched is not None:
             sched.step()
         if step % 50 == 49 and not torch.isfinite(dist.sum_all(total)):     # all ranks decide alike
@@ -170,12 +178,14 @@ def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen,
 
 def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, parts: int,
                          prepare: Prepare | None = None, amp_dtype=None, metrics: Metrics | None = None,
-                         fmt: torch.memory_format = torch.contiguous_format) -> tuple[Tensor, dict[str, Tensor]]:
+                         fmt: torch.memory_format = torch.contiguous_format,
+                         scaler: torch.amp.GradScaler | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Add to .grad the gradient of the mean loss over data[idx], computed in `parts` micro-batches
     (only one micro-batch's activations are alive at a time). Returns the summed loss and metric
     sums (per sample, not yet divided), as device tensors: no host sync. With several processes
     `model` is DDP's and `idx` the global batch: this rank computes its shard, gradients are
-    exchanged after the last micro-batch only, and DDP's average over ranks is the global mean."""
+    exchanged after the last micro-batch only, and DDP's average over ranks is the global mean.
+    With an enabled `scaler` (fp16) the gradients added are the scaled ones; scaler.step unscales."""
     prepare = prepare or (lambda x, y, training: (x, y))
     total = torch.zeros((), device=idx.device)
     sums: dict[str, Tensor] = {}
@@ -192,7 +202,8 @@ def accumulate_gradients(model: nn.Module, data: Split, idx: Tensor, loss_fn, pa
                 out = model(x)
                 loss = loss_fn(out, y)
             # a mean over the micro-batch, weighted so the sum is the mean over the whole batch
-            (loss * (n * ranks / len(idx))).backward()
+            weighted = loss * (n * ranks / len(idx))
+            (scaler.scale(weighted) if scaler is not None else weighted).backward()
         total += loss.detach().float() * n
         if metrics is not None:
             with torch.no_grad():
@@ -238,19 +249,22 @@ def _better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def _save_resume(path: Path, state: dict, model, opt, sched, gen) -> None:
+def _save_resume(path: Path, state: dict, model, opt, sched, gen, scaler=None) -> None:
     atomic_torch_save({
         **state, "model": model.state_dict(), "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }, path)
 
 
-def _load_resume(path: Path, model, opt, sched, gen, device) -> dict:
+def _load_resume(path: Path, model, opt, sched, gen, device, scaler=None) -> dict:
     blob = torch.load(path, map_location=device, weights_only=False)
     model.load_state_dict(blob["model"])
     opt.load_state_dict(blob["optimizer"])
+    if scaler is not None and scaler.is_enabled() and blob.get("scaler"):
+        scaler.load_state_dict(blob["scaler"])
     if sched is not None and blob["scheduler"] is not None:
         sched.load_state_dict(blob["scheduler"])
     gen.set_state(blob["generator"].cpu())

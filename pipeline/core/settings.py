@@ -7,7 +7,7 @@ from typing import Literal
 from pipeline.core.errors import ParamError
 from pipeline.core.params import bounds, parse
 
-GLOBAL_KEYS = ("seed", "device", "precision", "compile", "memory_format", "distributed", "scale", "data")
+GLOBAL_KEYS = ("seed", "device", "precision", "deterministic", "compile", "memory_format", "distributed", "scale", "data")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,8 @@ class DistributedSettings:
 class Settings:
     seed: int = field(default=0, metadata=bounds(ge=0))
     device: str = "auto"    # auto | cpu | cuda | cuda:N | mps
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    deterministic: bool = True      # bit-repeatable kernels; false lets cuDNN pick its fastest
     compile: bool = False
     memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
     distributed: DistributedSettings = DistributedSettings()
