@@ -33,10 +33,12 @@ def download() -> None:
     if not cfg.source:
         if present is None:
             raise DataError(fer.no_data_message(RAW))
+        _compare_with_kaggle(present)
         st.done(f"{present.kind} form found at {present.path}; nothing to fetch")
         return
     wanted = {"source": cfg.source, "sha256": cfg.sha256}
     if present is not None and MARKER.exists() and json.loads(MARKER.read_text()) == wanted:
+        _compare_with_kaggle(present)
         st.done(f"{present.kind} form from {cfg.source} already in {RAW}; nothing to fetch")
         return
     local = Path(cfg.source.removeprefix("file://"))
@@ -47,7 +49,19 @@ def download() -> None:
         local = fetch(remote, DOWNLOADS / remote.filename, mirror_setting(st.settings.data.mirror))
     fer.import_source(local, RAW)
     MARKER.write_text(json.dumps(wanted))
-    st.done(f"{fer.find_form(RAW).kind} form from {cfg.source} -> {RAW}")
+    form = fer.find_form(RAW)
+    _compare_with_kaggle(form)
+    st.done(f"{form.kind} form from {cfg.source} -> {RAW}")
+
+
+def _compare_with_kaggle(form) -> None:
+    """One line per CSV of `form`: Kaggle's own file (stdout), or a warning that it is not (stderr)."""
+    import sys
+
+    from pipeline.fer.data import kaggle_checks
+
+    for matched, line in kaggle_checks(form):
+        print(line, file=sys.stdout if matched else sys.stderr)
 
 
 def prepare() -> None:

@@ -143,3 +143,40 @@ def test_a_checksum_table_replaces_the_official_checksum_and_says_so(loopback, t
     table.write_text("{not json")
     with pytest.raises(DownloadError, match=f"{CHECKSUMS_ENV}=.*not a readable JSON object"):
         fetch(remote, tmp_path / "c" / "f.gz", mirror=loopback.url)
+
+
+def test_a_checksum_mismatch_on_one_url_falls_through_to_the_next(loopback, tmp_path):
+    _serve(loopback, b"an HTML page where the archive used to be")
+    _serve(loopback, path="mirror2/archive.bin")
+    remote = _remote(fallbacks=("https://second.example.org/mirror2/archive.bin",))
+    dest = tmp_path / "raw" / "archive.bin"
+    assert fetch(remote, dest, mirror=loopback.url).read_bytes() == PAYLOAD
+    assert [p for p, _ in loopback.requests] == ["/pub/set/archive.bin", "/mirror2/archive.bin"]
+    assert os.listdir(dest.parent) == ["archive.bin"]               # the wrong bytes left no .part
+
+
+def test_every_url_failing_is_one_message_naming_each_url_and_why(loopback, closed_port, tmp_path):
+    (loopback.root / "wrong.bin").write_bytes(b"another file")
+    urls = [f"{loopback.url}/wrong.bin", f"{loopback.url}/missing.bin", f"http://127.0.0.1:{closed_port}/a.bin"]
+    remote = RemoteFile(url=urls[0], sha256=hashlib.sha256(PAYLOAD).hexdigest(), fallbacks=tuple(urls[1:]))
+    dest = tmp_path / "raw" / "wrong.bin"
+    with pytest.raises(DownloadError) as err:
+        fetch(remote, dest, timeout=5)
+    msg = str(err.value)
+    want = hashlib.sha256(b"another file").hexdigest()
+    assert msg.startswith(f"cannot download wrong.bin from the official host ({urls[0]}: failed its sha256 check "
+                          f"(expected {remote.sha256}, got {want}); {urls[1]}: HTTP 404 File not found; "
+                          f"{urls[2]}: unreachable: ")
+    assert "nothing was kept" in msg and str(dest) in msg and "\n" not in msg
+    assert os.listdir(dest.parent) == []
+
+
+def test_a_resumed_download_that_fails_its_check_is_fetched_again_from_the_start(loopback, tmp_path):
+    _serve(loopback)
+    dest = tmp_path / "raw" / "archive.bin"
+    dest.parent.mkdir()
+    (dest.parent / ".archive.bin.part").write_bytes(b"\xff" * 1000)   # kept from another file's transfer
+    fetch(_remote(), dest, mirror=loopback.url)
+    assert dest.read_bytes() == PAYLOAD
+    assert loopback.requests == [("/pub/set/archive.bin", "bytes=1000-"), ("/pub/set/archive.bin", None)]
+    assert os.listdir(dest.parent) == ["archive.bin"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.core.errors import DataError
-from pipeline.data.download import RemoteFile, fetch
+from pipeline.data.download import RemoteFile, candidate_urls, fetch
 from pipeline.emnist import data as emnist
 from tests.fixtures import EMNIST_NAMES, digit_images, write_emnist_zip
 
@@ -44,6 +44,17 @@ def test_gzip_zip_downloads_from_loopback_and_only_byclass_is_kept(loopback, tmp
     assert emnist.raw_is_complete(raw)
     (raw / "emnist-byclass-test-labels-idx1-ubyte.gz").write_bytes(b"tampered")
     assert not emnist.raw_is_complete(raw)
+
+
+def test_only_nists_live_url_is_tried_and_a_mirror_still_replaces_its_host(tmp_path):
+    assert candidate_urls(emnist.ARCHIVE) == ["https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"]
+    assert candidate_urls(emnist.ARCHIVE, "http://127.0.0.1:8000/m") == [
+        "http://127.0.0.1:8000/m/cs_links/EMNIST/gzip.zip"]
+    folder = tmp_path / "by-hand"                       # a folder holding gzip.zip, as emnist.source may name
+    _fixture_zip(folder / "gzip.zip")
+    remote = RemoteFile(url=emnist.ARCHIVE.url, md5=hashlib.md5((folder / "gzip.zip").read_bytes()).hexdigest())
+    got = fetch(remote, tmp_path / "cache" / "gzip.zip", mirror=str(folder))
+    assert got.read_bytes() == (folder / "gzip.zip").read_bytes()
 
 
 def test_prepare_turns_the_stored_glyphs_upright(tmp_path):

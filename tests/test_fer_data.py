@@ -113,6 +113,40 @@ def test_import_from_a_zip_replaces_the_raw_folder_only_when_complete(tmp_path):
     assert fer.find_form(raw).path == raw / "fer2013/fer2013.csv" and not (raw / "old.txt").exists()
 
 
+def _md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_a_csv_with_the_md5_of_kaggles_file_is_reported_as_that_file(tmp_path, monkeypatch):
+    images, labels = fer_faces(28)
+    write_fer_csv(tmp_path / "raw/fer2013.csv", images, labels, USAGE)
+    md5 = _md5(tmp_path / "raw/fer2013.csv")
+    monkeypatch.setitem(fer.KAGGLE_MD5, "fer2013.csv", md5)
+    assert fer.kaggle_checks(fer.find_form(tmp_path / "raw")) == [
+        (True, f"fer: {tmp_path}/raw/fer2013.csv is Kaggle's fer2013.csv (md5 {md5})")]
+
+
+def test_a_csv_that_differs_from_kaggles_is_one_warning_per_file(tmp_path, monkeypatch):
+    images, labels = fer_faces(40)
+    write_fer_csv(tmp_path / "train.csv", images, labels, None, "train")
+    write_fer_csv(tmp_path / "test.csv", images[:5], labels[:5], None, "test_unlabelled")
+    monkeypatch.setitem(fer.KAGGLE_MD5, "test.csv", _md5(tmp_path / "test.csv"))
+    checks = fer.kaggle_checks(fer.find_form(tmp_path))
+    assert checks == [
+        (False, f"warning: fer: {tmp_path}/train.csv (md5 {_md5(tmp_path / 'train.csv')}) is not Kaggle's train.csv "
+                "(md5 3f0dfb3d3fd99c811a1299cb947e3131); a re-export may still be fine, its rows are checked when "
+                "prepared"),
+        (True, f"fer: {tmp_path}/test.csv is Kaggle's test.csv (md5 {_md5(tmp_path / 'test.csv')})")]
+    write_fer_folders(tmp_path / "folders", {"train": (images[:7], labels[:7]), "test": (images[7:14], labels[7:14])})
+    assert fer.kaggle_checks(fer.find_form(tmp_path / "folders")) == []      # no known digest for image folders
+
+
+def test_known_md5s_are_torchvisions():
+    from torchvision.datasets import FER2013
+
+    assert fer.KAGGLE_MD5 == dict(FER2013._RESOURCES.values())
+
+
 def _stage(repo, *args):
     """A stage command run in `repo` (a folder with params.yaml) with this checkout's code, as the
     project's other stage tests run them."""
@@ -165,3 +199,16 @@ def test_download_stage_fetches_a_url_through_the_download_layer_and_prepares(st
     assert prep.returncode == 0, prep.stderr
     data = torch.load(stage_repo / "data/prepared/fer.pt")
     assert data["form"] == "fer2013" and torch.equal(data["test_x"], torch.from_numpy(images[21:]))
+
+
+def test_download_stage_warns_once_about_a_file_placed_by_hand_that_is_not_kaggles(stage_repo):
+    images, labels = fer_faces(28)
+    placed = stage_repo / "data/raw/fer/fer2013.csv"
+    write_fer_csv(placed, images, labels, USAGE)
+    proc = _stage(stage_repo, "stages.fer", "download")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"warning: fer: data/raw/fer/fer2013.csv (md5 {_md5(placed)}) is not Kaggle's fer2013.csv "
+        "(md5 f8428a1edbd21e88f42c73edd2a14f95); a re-export may still be fine, its rows are checked when prepared"]
+    assert proc.stdout.splitlines() == [
+        "fer_download: fer2013 form found at data/raw/fer/fer2013.csv; nothing to fetch"]

@@ -3,7 +3,9 @@
 A file is streamed to a hidden `.part` file beside its target, verified, then
 renamed into place: a reader never sees a half-written or unverified file. An
 interrupted transfer keeps its `.part` and resumes with an HTTP Range request
-where the server allows. `mirror` (params `data.mirror`, or the environment
+where the server allows. A file's URLs are tried in order until one gives the
+verified bytes; a checksum mismatch moves on to the next URL as a transfer
+error does. `mirror` (params `data.mirror`, or the environment
 variable DLREPRO_MIRROR, which wins) replaces the scheme and host of every URL:
 `http://127.0.0.1:8000` or a local folder holding the files.
 
@@ -95,31 +97,52 @@ def candidate_urls(remote: RemoteFile, mirror: str = "") -> list[str]:
 
 def fetch(remote: RemoteFile, dest: str | Path, mirror: str = "", timeout: float = 60.0,
           progress: bool | None = None) -> Path:
-    """Make `dest` hold `remote`'s verified bytes; do nothing if it already does."""
+    """Make `dest` hold `remote`'s verified bytes; do nothing if it already does. Each URL is tried
+    in turn, past transfer errors and checksum mismatches alike; when all fail, one message names
+    every URL and why."""
     dest = Path(dest)
     remote = with_local_checksums(remote)
     if dest.exists() and _verify(dest, remote) is None:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.part")
-    failures = []
+    failures, corrupt = [], False
     for url in candidate_urls(remote, mirror):
         try:
-            _stream(url, part, timeout, progress)
+            problem = _download(url, part, remote, timeout, progress)
         except _TransferError as exc:
-            failures.append(str(exc))
+            failures.append(f"{url}: {exc}")
             continue
-        problem = _verify(part, remote)
-        if problem is not None:
-            part.unlink(missing_ok=True)
-            raise DownloadError(f"{dest.name} from {url} {problem}: the server or mirror holds another file; "
-                                "nothing was kept, fix the mirror or remove data.mirror to use the official host")
-        os.replace(part, dest)
-        return dest
+        if problem is None:
+            os.replace(part, dest)
+            return dest
+        failures.append(f"{url}: {problem}")
+        corrupt = True
     where = f"mirror {mirror!r}" if mirror else "the official host"
-    raise DownloadError(f"cannot download {dest.name} from {where} ({'; '.join(failures)}); "
-                        f"if offline, set data.mirror (or {MIRROR_ENV}) to a server or folder with the file, "
-                        f"or place it by hand at {dest}")
+    if corrupt and mirror:
+        advice = (f"nothing was kept: the mirror holds another file; fix it, or unset data.mirror "
+                  f"(and {MIRROR_ENV}) to use the official host")
+    elif corrupt:
+        advice = (f"nothing was kept: the official host serves another file; set data.mirror (or {MIRROR_ENV}) "
+                  f"to a verified copy, or place one by hand at {dest}")
+    else:
+        advice = (f"if offline, set data.mirror (or {MIRROR_ENV}) to a server or folder with the file, "
+                  f"or place it by hand at {dest}")
+    raise DownloadError(f"cannot download {dest.name} from {where} ({'; '.join(failures)}); {advice}")
+
+
+def _download(url: str, part: Path, remote: RemoteFile, timeout: float, progress: bool | None) -> str | None:
+    """Stream `url` into `part` and verify it: None when verified, else why not (`part` removed).
+    A resumed transfer that fails its check is fetched once more from the start, since the bytes
+    kept from an earlier attempt may be the wrong ones."""
+    resumed = part.exists() and url.startswith("http")
+    _stream(url, part, timeout, progress)
+    problem = _verify(part, remote)
+    if problem is not None:
+        part.unlink(missing_ok=True)
+        if resumed:
+            return _download(url, part, remote, timeout, progress)
+    return problem
 
 
 class _TransferError(Exception):
@@ -145,19 +168,14 @@ def _stream(url: str, part: Path, timeout: float, progress: bool | None) -> None
     except urllib.error.HTTPError as exc:
         if exc.code == 416:          # the .part is already whole
             return
-        raise _TransferError(f"{url} answered HTTP {exc.code} {exc.reason}") from None
+        raise _TransferError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise _TransferError(f"{_host(url)} unreachable: {_reason(exc.reason)}") from None
+        raise _TransferError(f"unreachable: {_reason(exc.reason)}") from None
     except (socket.timeout, TimeoutError, ConnectionError, OSError) as exc:
-        raise _TransferError(f"{_host(url)} transfer broke: {_reason(exc)}") from None
+        raise _TransferError(f"transfer broke: {_reason(exc)}") from None
     finally:
         if part.exists() and part.stat().st_size == 0:
             part.unlink()
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.netloc or parts.path
 
 
 def _reason(reason) -> str:

@@ -26,9 +26,9 @@ from pipeline.data.download import RemoteFile
 from pipeline.data.idx import read_idx
 from pipeline.emnist.models import PARAMETER_TOLERANCE, CnnConfig, MlpConfig, parameter_counts
 
+# NIST's one live URL (torchvision's EMNIST uses it too); the old www.itl.nist.gov path now serves an HTML page
 ARCHIVE = RemoteFile(url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
-                     md5="58c8d27c78d21e728a6bc7b3cc06412e",
-                     fallbacks=("http://www.itl.nist.gov/iaui/vip/cs_links/EMNIST/gzip.zip",))
+                     md5="58c8d27c78d21e728a6bc7b3cc06412e")
 MEMBERS = {"train_x": "gzip/emnist-byclass-train-images-idx3-ubyte.gz",
            "train_y": "gzip/emnist-byclass-train-labels-idx1-ubyte.gz",
            "test_x": "gzip/emnist-byclass-test-images-idx3-ubyte.gz",

@@ -13,11 +13,14 @@ FER-2013 has no official download. People have it as one of:
 tensors with the official splits kept: Training -> train, PublicTest -> val, PrivateTest -> test.
 Where a form has no validation split (folders, train.csv) a seeded share of train becomes one;
 where it has no labelled test split (train.csv alone) a seeded share of train becomes the test.
+`kaggle_checks` compares a form's CSVs with the md5 of Kaggle's files: a re-export can differ
+and still be fine, so a mismatch is a warning for the stage to print, not an error.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import shutil
 import tarfile
 import zipfile
@@ -37,6 +40,11 @@ SIZE = 48
 CSV_NAMES = ("fer2013.csv", "icml_face_data.csv", "train.csv")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+# md5 of Kaggle's files, as torchvision lists them (torchvision.datasets.FER2013._RESOURCES, 0.29)
+KAGGLE_MD5 = {"fer2013.csv": "f8428a1edbd21e88f42c73edd2a14f95",
+              "icml_face_data.csv": "b114b9e04e6949e5fe8b6a98b3892b1d",
+              "train.csv": "3f0dfb3d3fd99c811a1299cb947e3131",
+              "test.csv": "b02c2298636a634e8c2faabbf3ea9a23"}
 WHERE_TO_GET = ("FER-2013 has no official download: get fer2013.csv or icml_face_data.csv (Kaggle, "
                 "'challenges-in-representation-learning-facial-expression-recognition-challenge'), or the "
                 "train/ and test/ image folders (Kaggle, 'msambare/fer2013')")
@@ -137,6 +145,26 @@ def find_form(root: Path) -> Form | None:
         if (folder / "train").is_dir() and (folder / "test").is_dir():
             return Form("folders", folder)
     return None
+
+
+def kaggle_checks(form: Form) -> list[tuple[bool, str]]:
+    """(matched, one line) for each CSV of `form` (none for image folders): whether its md5 is that
+    of one of Kaggle's files. Each file is read once, streaming."""
+    files = [] if form.kind == "folders" else [form.path]
+    if form.kind == "kaggle_train" and (form.path.parent / "test.csv").is_file():
+        files.append(form.path.parent / "test.csv")
+    known = {md5: name for name, md5 in KAGGLE_MD5.items()}
+    out = []
+    for path in files:
+        with open(path, "rb") as fh:
+            md5 = hashlib.file_digest(fh, "md5").hexdigest()
+        if md5 in known:
+            out.append((True, f"fer: {path} is Kaggle's {known[md5]} (md5 {md5})"))
+        else:
+            out.append((False, f"warning: fer: {path} (md5 {md5}) is not Kaggle's {path.name} "
+                               f"(md5 {KAGGLE_MD5.get(path.name, '?')}); a re-export may still be fine, "
+                               "its rows are checked when prepared"))
+    return out
 
 
 def no_data_message(raw_dir: Path) -> str:
