@@ -1,5 +1,6 @@
 # Quick start (see README):  make repro   - set up .venv/ and run the whole pipeline (dvc repro)
 #                            make test    - set up .venv/ and run the test suite (make test-unit: no e2e)
+#                            make doctor  - check this machine (GPU, driver, disk, datasets, MLflow) first
 PYTHON     ?= python3
 VENV       := .venv
 BIN        := $(VENV)/bin
@@ -8,7 +9,22 @@ UV_VERSION := 0.13.9
 # Stage commands in dvc.yaml say `python`: make it the environment's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test test-unit env lock clean tracking-server
+# The lock's torch is PyPI's build for CUDA 13 (NVIDIA driver 580 or newer). For an older driver,
+# the same pinned versions with another torch build: make env TORCH_BACKEND=cu126 (uv's
+# --torch-backend: PyTorch's own index; cu126 runs on driver 525+ and on pre-Turing GPUs, cu118 on
+# 450+). The choice is remembered in .venv/torch-backend until `make clean`.
+TORCH_BACKEND ?= $(shell cat $(VENV)/torch-backend 2>/dev/null)
+STAMP      := $(VENV)/.installed-$(or $(TORCH_BACKEND),lock)
+
+# make gpu-check: the venv's Python when there is one, else the machine's (an offline GPU node
+# with a site-provided PyTorch: see docs/gpus.md).
+GPU_PYTHON  = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+DEVICE     ?= cuda
+SCALE      ?= full
+BUDGET     ?= 540
+PYTHON_VERSION ?= 3.12
+
+.PHONY: repro test test-unit env lock clean tracking-server doctor gpu-check wheelhouse
 
 # When stages fail (no network for a download, say), the scorecard is still built from what exists:
 # reports/index.html then says which experiments ran and what the others need.
@@ -29,16 +45,37 @@ test-unit: env
 tracking-server: env
 	$(BIN)/python -m pipeline.scaleout.tracking_server $(ARGS)
 
-env: $(VENV)/.installed
+env: $(STAMP)
 
-# The environment is rebuilt whenever the lockfile changes. Its modules are compiled to bytecode
-# once here: every stage is a new Python process, and where PYTHONDONTWRITEBYTECODE is set none
-# would be cached otherwise (importing torch, pandas and mlflow from source costs ~15 s a process).
-$(VENV)/.installed: requirements.lock
+# The environment is rebuilt whenever the lockfile (or TORCH_BACKEND) changes. Its modules are
+# compiled to bytecode once here: every stage is a new Python process, and where
+# PYTHONDONTWRITEBYTECODE is set none would be cached otherwise (importing torch, pandas and mlflow
+# from source costs ~15 s a process).
+$(STAMP): requirements.lock
+	rm -f $(VENV)/.installed*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock \
+	  $(if $(TORCH_BACKEND),--torch-backend $(TORCH_BACKEND) --reinstall-package torch --reinstall-package torchvision)
+	echo "$(TORCH_BACKEND)" > $(VENV)/torch-backend
 	touch $@
+
+# Check this machine before hours of work: one table, exit 1 with one line per problem.
+doctor: env
+	$(BIN)/python -m pipeline.doctor
+
+# Every GPU figure the project lacks in one command (about 9 minutes on one H100-class GPU; stops
+# early at BUDGET seconds). DEVICE=cpu SCALE=smoke checks the script itself on a CPU in minutes.
+# FASHION_MNIST=/path adds full-scale batch_size and autoencoder. Not tied to `env`: on an offline
+# node it runs on the node's own Python and PyTorch (docs/gpus.md).
+gpu-check:
+	$(GPU_PYTHON) -m benchmarks.gpu_check --device $(DEVICE) --scale $(SCALE) --budget $(BUDGET) \
+	  $(if $(FASHION_MNIST),--fashion-mnist $(FASHION_MNIST))
+
+# On a networked machine: the wheels an offline GPU node with its own PyTorch lacks for step 6 of
+# gpu-check (dvc, mlflow, papermill and what they need), for Python PYTHON_VERSION, in wheelhouse/.
+wheelhouse: env
+	$(BIN)/python -m benchmarks.wheelhouse --python-version $(PYTHON_VERSION) --out wheelhouse
 
 # Re-resolve the pinned versions from pyproject.toml (needs the network).
 lock: env
