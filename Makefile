@@ -66,11 +66,12 @@ doctor: env
 
 # Every GPU figure the project lacks in one command (about 9 minutes on one H100-class GPU; stops
 # early at BUDGET seconds). DEVICE=cpu SCALE=smoke checks the script itself on a CPU in minutes.
-# FASHION_MNIST=/path adds full-scale batch_size and autoencoder. Not tied to `env`: on an offline
+# FASHION_MNIST=/path adds full-scale batch_size and autoencoder; ARGS go to benchmarks.gpu_check
+# (e.g. ARGS="--steps 1,4 --out /tmp/results"). Not tied to `env`: on an offline
 # node it runs on the node's own Python and PyTorch (docs/gpus.md).
 gpu-check:
 	$(GPU_PYTHON) -m benchmarks.gpu_check --device $(DEVICE) --scale $(SCALE) --budget $(BUDGET) \
-	  $(if $(FASHION_MNIST),--fashion-mnist $(FASHION_MNIST))
+	  $(if $(FASHION_MNIST),--fashion-mnist $(FASHION_MNIST)) $(ARGS)
 
 # On a networked machine: the wheels an offline GPU node with its own PyTorch lacks for step 6 of
 # gpu-check (dvc, mlflow, papermill and what they need), for Python PYTHON_VERSION, in wheelhouse/.

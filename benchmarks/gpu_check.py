@@ -147,7 +147,7 @@ def step_torchrun(a, budget, tmp: Path) -> dict:
 
 def missing_packages(env: dict | None = None) -> list[str]:
     code = ("import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n        importlib.import_module(m)\n"
-            "    except ImportError:\n        print(m)")
+            "    except Exception:\n        print(m)")          # absent, or present but broken: missing either way
     p = subprocess.run(py("-c", code, *NEEDS), capture_output=True, text=True, env=env, cwd=ROOT)
     return p.stdout.split()
 

@@ -11,9 +11,10 @@ device; the first pass is a warm-up, the second is timed (training only). Data: 
 each dataset's true shape and dtype (random pixels and labels: the speed of a step does not depend
 on what the pixels show). Writes a Markdown table and JSON named after the device.
 
-`--engine-options` measures instead what the params `compile` and `memory_format` choose between:
-the engine as it trains by default (eager, contiguous batches), with `torch.compile`, and with
-channels_last batches and weights (the families with 2-d convolutions).
+`--engine-options` measures instead what the params `compile`, `memory_format`, `deterministic` and
+`precision` choose between: the engine eager with contiguous batches, with `torch.compile`, with
+channels_last batches and weights (the families with 2-d convolutions), with cuDNN free to pick
+its fastest kernels, and in fp32 where the auto precision is bf16 or fp16.
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def seed_way(f: Family, images: Tensor, targets: Tensor, device: torch.device) -
     return len(images) / (time.perf_counter() - t0)
 
 
-def our_way(f: Family, images: Tensor, targets: Tensor, device: torch.device) -> float:
+def our_way(f: Family, images: Tensor, targets: Tensor, device: torch.device, precision: str = "auto") -> float:
     """Samples per second of the engine: uint8 on the device, index slices, autocast where it helps."""
     x = images.to(device)
     y = x if f.target is None else targets.to(device)
@@ -141,7 +142,7 @@ def our_way(f: Family, images: Tensor, targets: Tensor, device: torch.device) ->
 
     cfg = TrainConfig(epochs=2, batch_size=f.batch, lr=1e-3, monitor="train_loss")
     result = fit(f.make_model().to(device), Split(x, y), None, f.loss, cfg, prepare=prepare,
-                 amp_dtype=autocast_dtype(device, "auto"), progress=False)
+                 amp_dtype=autocast_dtype(device, precision), progress=False)
     return len(images) / result.history[-1]["epoch_seconds"]        # the second epoch; the first warms up
 
 
@@ -173,7 +174,9 @@ def compute_limit(f: Family, images: Tensor, targets: Tensor, device: torch.devi
 
 def engine_options(f: Family, images: Tensor, targets: Tensor, device: torch.device) -> dict:
     """Samples per second of our engine with each execution option (second epoch; the first also
-    compiles). channels_last only where the model has 2-d convolutions."""
+    compiles). channels_last only where the model has 2-d convolutions; deterministic_off lets
+    cuDNN pick its fastest kernels (params `deterministic: false`); fp32 against the auto precision
+    (bf16 or fp16) only where auto is not fp32 already."""
     convolutional = any(isinstance(m, nn.Conv2d) for m in f.make_model().modules())
     options = {"eager": runtime.Runtime(memory_format="contiguous"),
                "compile": runtime.Runtime(compile=True, memory_format="contiguous")}
@@ -186,6 +189,16 @@ def engine_options(f: Family, images: Tensor, targets: Tensor, device: torch.dev
             rates[name] = round(our_way(f, images, targets, device), 1)
         finally:
             runtime.configure(runtime.Runtime())
+    runtime.configure(runtime.Runtime(memory_format="contiguous"))
+    try:
+        seed_everything(0, deterministic=False)
+        rates["deterministic_off"] = round(our_way(f, images, targets, device), 1)
+        seed_everything(0, deterministic=True)
+        if autocast_dtype(device, "auto") is not None:
+            rates["fp32"] = round(our_way(f, images, targets, device, "fp32"), 1)
+    finally:
+        seed_everything(0, deterministic=True)
+        runtime.configure(runtime.Runtime())
     return rates
 
 
@@ -193,13 +206,16 @@ def _write_options(rows: list[dict], label: str, out: Path, stem: str) -> None:
     (out / f"engine_options_{stem}.json").write_text(json.dumps({"device": label, "rows": rows}, indent=2) + "\n")
     lines = [f"Our engine's execution options on {label} (samples/s of training, second epoch; synthetic uint8 "
              "data in each dataset's shape)", "",
-             "| family | batch | eager | torch.compile | compile / eager | channels_last | channels_last / eager |",
-             "|---|---|---|---|---|---|---|"]
+             "| family | batch | eager | torch.compile | compile / eager | channels_last | channels_last / eager "
+             "| deterministic off / eager | fp32 / eager |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cl, eager = r.get("channels_last"), r["eager"]
         last = f"{cl:,.0f} | {cl / eager:.2f}×" if cl else "— | —"
+        fast = f"{r['deterministic_off'] / eager:.2f}×" if "deterministic_off" in r else "—"
+        fp32 = f"{r['fp32'] / eager:.2f}×" if "fp32" in r else "— (auto is fp32 here)"
         lines.append(f"| {r['family']} | {r['batch']} | {eager:,.0f} | {r['compile']:,.0f} | "
-                     f"{r['compile'] / eager:.2f}× | {last} |")
+                     f"{r['compile'] / eager:.2f}× | {last} | {fast} | {fp32} |")
     (out / f"engine_options_{stem}.md").write_text("\n".join(lines) + "\n")
     print(f"-> {out / f'engine_options_{stem}.md'}")
 

@@ -1,0 +1,113 @@
+"""`make gpu-check` on this CPU (DEVICE=cpu SCALE=smoke): steps 1-5 in a Python environment where
+dvc, mlflow and papermill cannot be imported (as on an offline GPU node), the files it writes;
+step 6's real `dvc repro`; the time budget; and a GPU that torch cannot use stopping it at step 1."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import ROOT
+
+NEEDS = ("dvc", "mlflow", "papermill")
+
+
+def _env(tmp_path, block: bool) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DLREPRO_", "DVC_", "PYTEST_"))}
+    paths = [str(ROOT)]
+    if block:                       # each package present only as one that refuses to import
+        for name in NEEDS:
+            (tmp_path / "blocked" / name).mkdir(parents=True)
+            (tmp_path / "blocked" / name / "__init__.py").write_text(
+                f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
+        paths.insert(0, str(tmp_path / "blocked"))
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _report(folder):
+    (found,) = folder.glob("gpu_*.json")
+    return json.loads(found.read_text()), found.with_suffix(".md").read_text()
+
+
+def test_make_gpu_check_on_a_cpu_runs_steps_1_to_5_without_dvc_mlflow_papermill(tmp_path):
+    env = _env(tmp_path, block=True)
+    for name in NEEDS:
+        probe = subprocess.run([sys.executable, "-c", f"import {name}"], env=env, capture_output=True, text=True)
+        assert probe.returncode == 1 and probe.stderr.strip().splitlines()[-1] == \
+            f"ModuleNotFoundError: No module named '{name}'"
+    out = tmp_path / "results"
+    done = subprocess.run(["make", "gpu-check", "DEVICE=cpu", "SCALE=smoke",
+                           f"ARGS=--out {out} --wheelhouse {tmp_path / 'no-wheelhouse'}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report, md = _report(out)
+    steps = {s["step"]: s for s in report["steps"]}
+    assert [steps[i]["status"] for i in range(1, 7)] == ["ok"] * 5 + ["skipped"]
+    assert steps[6]["reason"].startswith(f"dvc, mlflow, papermill not installed and no wheelhouse at {tmp_path}")
+    assert {r["item"] for r in steps[1]["rows"]} >= {"python", "torch", "device: auto", "precision: auto"}
+    assert "tests/test_engine.py" in steps[2]["files"] and steps[2].get("skipped", 0) + steps[2].get("passed", 0) >= 4
+    engine = steps[3]["engine_options"]
+    assert [r["family"].split(" ")[0] for r in engine] == ["batch_size", "colourize"]
+    assert all(r["eager"] > 0 and r["compile"] > 0 and r["deterministic_off"] > 0 for r in engine)
+    assert all(r["seed_samples_per_s"] > 0 for r in steps[3]["seed_loop"])
+    rows = steps[4]["rows"]
+    assert [(r["experiment"], r["family"].split(" ")[0]) for r in rows] == [
+        ("emnist", "mlp"), ("emnist", "cnn"), ("emnist", "factorised"), ("fer", "cnn"), ("distill", "mobilenetv2"),
+        ("distill", "resnet-50"), ("distill", "resnet-50"), ("colourize", "cnn"), ("colourize", "unet"),
+        ("colourize", "residual")]
+    for r in rows:
+        assert r["samples_per_s"] > 0 and r["peak_memory_mb"] > 0 and r["seconds_per_epoch"] > 0
+    for experiment, seconds in steps[4]["predicted_seconds"].items():
+        assert seconds == pytest.approx(sum(r["predicted_seconds"] for r in rows if r["experiment"] == experiment),
+                                        abs=0.2)
+    assert steps[5]["same_weights"] is True and steps[5]["plain_loss"] == steps[5]["torchrun_loss"]
+    assert report["machine"]["torch"] == torch.__version__ and report["seconds"] <= report["budget"]
+    lines = md.splitlines()
+    assert lines[0] == f"# gpu-check on {report['machine']['name']}"
+    assert [ln.split("|")[1].strip() for ln in lines if ln.startswith("| ") and ". " in ln.split("|")[1]] == [
+        "1. doctor", "2. pytest -m gpu", "3. benchmarks", "4. training families", "5. torchrun vs plain", "6. dvc repro"]
+    assert "| emnist | cnn |" in md and "Predicted training time per experiment: emnist" in md
+
+
+@pytest.mark.e2e
+def test_step_6_runs_the_real_dvc_repro_at_scale_smoke(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--scale", "smoke",
+                           "--steps", "6", "--out", str(tmp_path)],
+                          cwd=ROOT, env=_env(tmp_path, block=False), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (step,) = _report(tmp_path)[0]["steps"]
+    assert step["status"] == "ok" and step["failed"] == 0
+    assert {"separable_train", "separable_report", "theory_compute", "theory_report"} <= set(step["runs"]["smoke"]["stages"])
+
+
+def test_a_spent_budget_skips_the_remaining_steps(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--steps", "1,5",
+                           "--budget", "2", "--out", str(tmp_path)],
+                          cwd=ROOT, env=_env(tmp_path, block=True), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = _report(tmp_path)[0]["steps"]
+    assert [(s["step"], s["status"], s["reason"]) for s in steps] == [
+        (1, "skipped", "the time budget ran out"), (5, "skipped", "the time budget ran out")]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a GPU torch cannot use")
+def test_a_gpu_torch_cannot_use_stops_the_check_at_the_doctor(tmp_path):
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text("#!/bin/sh\necho 'Tesla T4, 535.104.05, 15360, 7.5'\n")
+    smi.chmod(smi.stat().st_mode | stat.S_IXUSR)
+    env = _env(tmp_path, block=True)
+    env["PATH"] = f"{smi.parent}{os.pathsep}{env['PATH']}"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--steps", "1,2,5", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    steps = _report(tmp_path)[0]["steps"]
+    assert steps[0]["status"] == "failed" and steps[0]["reason"].startswith("Tesla T4 (driver 535.104.05) is here")
+    assert [s["status"] for s in steps[1:]] == ["skipped", "skipped"]
+    assert steps[1]["reason"].startswith("step 1 (doctor) failed: Tesla T4")
