@@ -70,9 +70,8 @@ def machine_rows(require_gpu: bool = False) -> list[Row]:
     for i in range(sees):
         p = torch.cuda.get_device_properties(i)
         free, total = torch.cuda.mem_get_info(i)
-        native = torch.cuda.is_bf16_supported(including_emulation=False) if i == torch.cuda.current_device() else None
         rows.append(Row("gpu", f"cuda:{i}", f"{p.name}, compute {p.major}.{p.minor}, {total / 2**30:.1f} GiB "
-                        f"({free / 2**30:.1f} GiB free), bf16 {'native' if native else 'emulated' if native is False else '?'}"))
+                        f"({free / 2**30:.1f} GiB free), bf16 {'native' if p.major >= 8 else 'emulated'}"))
     if not sees:
         for g in gpus:
             rows.append(Row("gpu", g.name, f"{g.memory_mb / 1024:.1f} GiB, compute {g.capability or '?'}; "
@@ -240,7 +239,7 @@ def tracking_row(root: Path, env: dict | None = None, timeout: float = 5.0) -> R
 
 
 def remote_row(root: Path) -> Row:
-    config = configparser.ConfigParser()
+    config = configparser.ConfigParser(interpolation=None, strict=False)      # a URL may hold '%' 
     config.read([root / ".dvc" / "config", root / ".dvc" / "config.local"])
     default = config.get("core", "remote", fallback="")
     if not default:

@@ -154,7 +154,7 @@ def test_each_cause_of_an_unusable_gpu_has_its_own_fix():
 @pytest.mark.parametrize("cap,arch,ok", [
     ((8, 0), ARCH_CU132, True), ((8, 9), ["sm_80", "sm_86"], True), ((12, 1), ARCH_CU132, True),
     ((7, 0), ARCH_CU132, False), ((6, 1), ARCH_CU132, False), ((10, 0), ["sm_80", "compute_90"], True),
-    ((8, 0), ["sm_86"], False), ((9, 0), ["sm_90a"], False),
+    ((8, 0), ["sm_86"], False), ((9, 0), ["sm_90a"], True), ((10, 0), ["sm_90a"], False),
 ])
 def test_arch_support_follows_cubin_and_ptx_compatibility(cap, arch, ok):
     assert dv.arch_supported(cap, arch) is ok
@@ -205,3 +205,15 @@ def test_a_stage_on_auto_stops_before_compute_and_device_cpu_still_trains(tmp_pa
     ran = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert (tmp_path / "models" / "separable" / "mlp.pt").stat().st_size > 0
+
+
+def test_fp16_batches_whose_forward_overflows_are_skipped_not_called_divergence():
+    train, val = _data()
+    x = train.inputs.clone()
+    x[:8] *= 1e6                      # these samples overflow fp16 in the first layer: their batches' loss is inf
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=1e-2, monitor="train_loss")
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert not torch.isfinite(_model()(x[:32])).all()            # the overflow is real
+    out = fit(_model(), Split(x, train.targets), val, nn.MSELoss(), cfg, amp_dtype=torch.float16, progress=False)
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in out.history)
+    assert all(torch.isfinite(p).all() for p in out.best_state.values())

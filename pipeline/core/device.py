@@ -2,7 +2,7 @@
 
 `device: auto` = CUDA, then MPS, then CPU, except that an NVIDIA GPU which the driver reports but
 torch cannot use stops the stage with one line (never a silent CPU fallback). `precision: auto` =
-bf16 autocast where the GPU computes bf16 natively (Ampere and newer), fp16 autocast with a
+bf16 autocast where the GPU computes bf16 natively (compute capability 8 and newer: Ampere on), fp16 autocast with a
 GradScaler on older CUDA GPUs (Turing), fp32 elsewhere. `deterministic` chooses between
 bit-repeatable kernels and cuDNN's fastest ones.
 """
@@ -74,11 +74,13 @@ def arch_supported(capability: tuple[int, int], arch_list: list[str]) -> bool:
     `capability`: a cubin of the same major and an equal or lower minor, or PTX of a lower arch."""
     major, minor = capability
     for arch in arch_list:
-        found = re.fullmatch(r"(sm|compute)_(\d+?)(\d)", arch)
+        found = re.fullmatch(r"(sm|compute)_(\d+?)(\d)([af]?)", arch)
         if not found:
             continue
-        kind, a_major, a_minor = found.group(1), int(found.group(2)), int(found.group(3))
-        if kind == "sm" and a_major == major and a_minor <= minor:
+        kind, a_major, a_minor, special = found.group(1), int(found.group(2)), int(found.group(3)), found.group(4)
+        if kind == "sm" and special and (a_major, a_minor) == (major, minor):
+            return True                 # sm_90a and the like: that exact capability only
+        if kind == "sm" and not special and a_major == major and a_minor <= minor:
             return True
         if kind == "compute" and (a_major, a_minor) <= (major, minor):
             return True
@@ -102,7 +104,7 @@ def unusable_gpu(gpus: list[NvidiaGpu], cuda_build: str | None, torch_sees: int,
         branch = _int(gpu.driver.split(".")[0]) if gpu.driver else 0
         if branch and branch < needed:
             fix = f"run `{BACKEND_FIX}` (needs driver ≥ 525)" if branch >= 525 else \
-                "update the NVIDIA driver (or `make env TORCH_BACKEND=cu118`, driver ≥ 450)"
+                "update the NVIDIA driver to 525 or newer"
             return (f"{what} is here but torch {torch_version} cannot use it: it was built for CUDA {cuda_build}, "
                     f"which needs driver ≥ {needed}; {fix}, {cpu_instead}")
         hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -118,7 +120,10 @@ def unusable_gpu(gpus: list[NvidiaGpu], cuda_build: str | None, torch_sees: int,
 
 
 def cuda_problem() -> str:
-    """unusable_gpu() for this machine; nvidia-smi is asked only when torch sees no usable GPU."""
+    """unusable_gpu() for this machine; nvidia-smi is asked only when torch sees no usable GPU.
+    A ROCm build (AMD) is torch's own business: nothing to say."""
+    if getattr(torch.version, "hip", None):
+        return ""
     sees = torch.cuda.device_count() if torch.cuda.is_available() else 0
     caps = [torch.cuda.get_device_capability(i) for i in range(sees)]
     arch = torch.cuda.get_arch_list() if sees else None
@@ -209,9 +214,9 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype to train with (fp16 means the engine also scales the loss), or None for fp32."""
     native = emulated = False
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported(including_emulation=False)
-        emulated = torch.cuda.is_bf16_supported(including_emulation=True)
+    if device.type == "cuda":          # this device's own capability, not the current device's
+        native = torch.cuda.get_device_capability(device)[0] >= 8 or bool(getattr(torch.version, "hip", None))
+        emulated = True
     return DTYPES[choose_precision(precision, device.type, native, emulated)]
 
 

@@ -152,27 +152,37 @@ def _train_epoch(model, data: Split, loss_fn, opt, sched, cfg: TrainConfig, gen,
     n = len(data)
     perm = torch.randperm(n, device=data.inputs.device, generator=gen)
     total = torch.zeros((), device=data.inputs.device)
+    scaling = scaler is not None and scaler.is_enabled()
+    counted = torch.zeros((), device=data.inputs.device)          # samples of the steps taken (fp16)
     sums: dict[str, Tensor] = {}
     for step, start in enumerate(range(0, n, cfg.batch_size)):
         opt.zero_grad(set_to_none=True)
-        loss_sum, metric_sums = accumulate_gradients(model, data, perm[start:start + cfg.batch_size], loss_fn,
-                                                     cfg.accumulate, prepare, amp_dtype, metrics, fmt, scaler)
+        idx = perm[start:start + cfg.batch_size]
+        loss_sum, metric_sums = accumulate_gradients(model, data, idx, loss_fn, cfg.accumulate, prepare, amp_dtype,
+                                                     metrics, fmt, scaler)
+        if scaling:     # an fp16 forward that overflowed: the scaler skips the step, the mean leaves it out
+            finite = torch.isfinite(loss_sum)
+            loss_sum = torch.where(finite, loss_sum, torch.zeros_like(loss_sum))
+            counted += finite * len(dist.shard(idx))
         total += loss_sum
         for k, v in metric_sums.items():
             sums[k] = sums.get(k, 0) + v
-        if scaler is not None and scaler.is_enabled():
+        if scaling:
             scaler.step(opt)            # skipped when the scaled gradients overflowed
             scaler.update()
         else:
             opt.step()
         if sched is not None:
             sched.step()
-        if step % 50 == 49 and not torch.isfinite(dist.sum_all(total)):     # all ranks decide alike
-            _diverged(dist.sum_all(total), epoch, step, cfg)
+        if step % 50 == 49:             # all ranks decide alike
+            so_far = dist.sum_all(total)
+            if not torch.isfinite(so_far) or (scaling and dist.sum_all(counted) == 0):
+                _diverged(torch.tensor(math.inf) if scaling else so_far, epoch, step, cfg)
     total, sums = dist.sum_all(total), {k: dist.sum_all(v) for k, v in sums.items()}
-    mean = (total / n).item()
+    trained = int(dist.sum_all(counted).item()) if scaling else n
+    mean = (total / trained).item() if trained else math.inf
     if not math.isfinite(mean):
-        _diverged(total, epoch, math.ceil(n / cfg.batch_size) - 1, cfg)
+        _diverged(torch.tensor(mean), epoch, math.ceil(n / cfg.batch_size) - 1, cfg)
     return {"train_loss": mean, **{f"train_{k}": (v / n).item() for k, v in sums.items()}}
 
 
