@@ -11,8 +11,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # The lock's torch is PyPI's build for CUDA 13 (NVIDIA driver 580 or newer). For an older driver,
 # the same pinned versions with another torch build: make env TORCH_BACKEND=cu126 (uv's
-# --torch-backend: PyTorch's own index; cu126 runs on driver 525+ and on pre-Turing GPUs, cu118 on
-# 450+). The choice is remembered in .venv/torch-backend until `make clean`.
+# --torch-backend: PyTorch's own index; cu126 runs on driver 525+ and on pre-Turing GPUs; if that
+# index has no build of the pinned torch, uv says so: update the driver instead). The choice is
+# remembered in .venv/torch-backend until `make clean`; changing it rebuilds .venv/ from scratch.
 TORCH_BACKEND ?= $(shell cat $(VENV)/torch-backend 2>/dev/null)
 STAMP      := $(VENV)/.installed-$(or $(TORCH_BACKEND),lock)
 
@@ -52,7 +53,7 @@ env: $(STAMP)
 # PYTHONDONTWRITEBYTECODE is set none would be cached otherwise (importing torch, pandas and mlflow
 # from source costs ~15 s a process).
 $(STAMP): requirements.lock
-	rm -f $(VENV)/.installed*
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock \
@@ -64,8 +65,8 @@ $(STAMP): requirements.lock
 doctor: env
 	$(BIN)/python -m pipeline.doctor
 
-# Every GPU figure the project lacks in one command (about 9 minutes on one H100-class GPU; stops
-# early at BUDGET seconds). DEVICE=cpu SCALE=smoke checks the script itself on a CPU in minutes.
+# Every GPU figure the project lacks in one command (its budget: BUDGET seconds, 540 by default,
+# sized for one H100-class GPU; it stops early with what it has). DEVICE=cpu SCALE=smoke checks the script itself on a CPU in minutes.
 # FASHION_MNIST=/path adds full-scale batch_size and autoencoder; ARGS go to benchmarks.gpu_check
 # (e.g. ARGS="--steps 1,4 --out /tmp/results"). Not tied to `env`: on an offline
 # node it runs on the node's own Python and PyTorch (docs/gpus.md).
@@ -80,7 +81,7 @@ wheelhouse: env
 
 # Re-resolve the pinned versions from pyproject.toml (needs the network).
 lock: env
-	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11.4 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) .cache

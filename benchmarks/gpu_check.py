@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,16 +52,27 @@ class Budget:
 
 def run(cmd: list[str], budget: Budget, cap: float | None = None, env: dict | None = None,
         cwd: Path = ROOT) -> tuple[int, str, float]:
-    """(exit status, output tail, seconds); status 124 when the budget (or `cap`) ran out."""
+    """(exit status, output tail, seconds); status 124 when the budget (or `cap`) ran out, and then
+    the command's whole process group (dvc and its stages too) is ended, not only the command."""
     limit = max(1.0, min(budget.left(), cap or budget.left()))
     t0 = time.monotonic()
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=limit)
-        return p.returncode, (p.stdout + p.stderr)[-4000:], time.monotonic() - t0
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"")
-        out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        return 124, out[-4000:] + f"\n(stopped after {limit:.0f} s: time budget)", time.monotonic() - t0
+        out, _ = p.communicate(timeout=limit)
+        return p.returncode, out[-4000:], time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                out, _ = p.communicate(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                out = ""
+        return 124, (out or "")[-4000:] + f"\n(stopped after {limit:.0f} s: time budget)", time.monotonic() - t0
 
 
 def last_line(text: str) -> str:
@@ -145,21 +157,25 @@ def step_torchrun(a, budget, tmp: Path) -> dict:
             **({} if same else {"reason": "torchrun with one process trained different weights from a plain run"})}
 
 
-def missing_packages(env: dict | None = None) -> list[str]:
+def missing_packages(env: dict | None = None, needs: tuple[str, ...] = NEEDS) -> list[str]:
     code = ("import importlib, sys\nfor m in sys.argv[1:]:\n    try:\n        importlib.import_module(m)\n"
             "    except Exception:\n        print(m)")          # absent, or present but broken: missing either way
-    p = subprocess.run(py("-c", code, *NEEDS), capture_output=True, text=True, env=env, cwd=ROOT)
+    p = subprocess.run(py("-c", code, *needs), capture_output=True, text=True, env=env, cwd=ROOT)
     return p.stdout.split()
 
 
-def wheelhouse_env(a, budget, tmp: Path) -> tuple[dict | None, str]:
-    """The environment step 6 runs in, and "" — or None and why it cannot run."""
+def wheelhouse_env(a, budget, tmp: Path, needs: tuple[str, ...] = NEEDS) -> tuple[dict | None, str]:
+    """The environment in which `needs` import — this one, or it with the wheelhouse installed into
+    `tmp` — and ""; or None and why not."""
     env = dict(os.environ)
-    missing = missing_packages(env)
+    missing = missing_packages(env, needs)
     if not missing:
         return env, ""
     house = Path(a.wheelhouse)
-    wheels = sorted(house.glob("*.whl")) if house.is_dir() else []
+    listed = house / "requirements.txt"           # what `make wheelhouse` downloaded, for which Python
+    names = {re.split(r"[=<>; ]", ln, maxsplit=1)[0].lower().replace("-", "_")
+             for ln in (listed.read_text().splitlines() if listed.exists() else []) if ln.strip()}
+    wheels = sorted(w for w in house.glob("*.whl") if w.name.split("-")[0].lower() in names) if house.is_dir() else []
     if not wheels:
         return None, (f"{', '.join(missing)} not installed and no wheelhouse at {house}; run `make wheelhouse "
                       f"PYTHON_VERSION={platform.python_version_tuple()[0]}.{platform.python_version_tuple()[1]}` "
@@ -167,14 +183,14 @@ def wheelhouse_env(a, budget, tmp: Path) -> tuple[dict | None, str]:
     size = sum(w.stat().st_size for w in wheels)
     if size > BUNDLE_LIMIT:
         return None, f"the wheelhouse at {house} is {size / 2**20:.0f} MiB, over the {BUNDLE_LIMIT // 2**20} MiB bundle"
-    target = tmp / "site"
+    target = tmp.parent / "site"
     code, out, _ = run(py("-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--target", str(target),
                           *map(str, wheels)), budget, 240)
     if code != 0:
         return None, f"installing the wheelhouse failed: {last_line(out)}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH", "")]))
     env["PATH"] = os.pathsep.join([str(target / "bin"), env.get("PATH", "")])
-    still = missing_packages(env)
+    still = missing_packages(env, needs)
     return (env, "") if not still else (None, f"the wheelhouse lacks {', '.join(still)}")
 
 
@@ -200,10 +216,14 @@ STEPS = {1: ("doctor", step_doctor), 2: ("pytest -m gpu", step_pytest), 3: ("ben
 # --- the report ------------------------------------------------------------------------------------------
 
 def machine(device: str) -> dict:
+    """Read without starting CUDA here (a GPU in exclusive-process mode takes one process only)."""
     import torch
 
-    name = torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available() else \
-        f"cpu x{os.cpu_count()} cores"
+    from pipeline.core.device import nvidia_gpus
+
+    gpus = nvidia_gpus() if device != "cpu" else []
+    name = gpus[0].name if gpus else torch.cuda.get_device_name(0) if device != "cpu" and torch.cuda.is_available() \
+        else f"cpu x{os.cpu_count()} cores"
     return {"name": name, "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.version.cuda, "platform": platform.platform()}
 
@@ -227,6 +247,14 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(report: dict, out: Path, stem: str, t0: float) -> None:
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    for suffix, text in ((".json", json.dumps(report, indent=2) + "\n"), (".md", markdown(report))):
+        tmp = out / f".{stem}{suffix}.part"
+        tmp.write_text(text)
+        tmp.replace(out / f"{stem}{suffix}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu")
@@ -243,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [int(s) for s in a.steps.split(",") if s.strip()]
     report = {"machine": machine(a.device), "device": a.device, "scale": a.scale, "budget": a.budget, "steps": []}
     stopped = ""
+    stem = "gpu_" + "".join(c if c.isalnum() else "_" for c in report["machine"]["name"]).strip("_").lower()
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
+        # PyYAML and tqdm come with neither PyTorch nor the node: from the wheelhouse when missing
+        env, why = wheelhouse_env(a, budget, Path(folder) / "boot", ("yaml", "tqdm"))
+        if env is None:
+            stopped = f"PyYAML or tqdm cannot be imported: {why}"
+        else:
+            os.environ.update(env)
         for number in sorted(STEPS):
             name, fn = STEPS[number]
             if number not in wanted:
@@ -261,10 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             s = report["steps"][-1]
             print(f"{number}. {name:18s} {s['status']:8s} {s.get('seconds', 0):7.1f} s  {s.get('reason', '')}",
                   flush=True)
-    report["seconds"] = round(time.monotonic() - t0, 1)
-    stem = "gpu_" + "".join(c if c.isalnum() else "_" for c in report["machine"]["name"]).strip("_").lower()
-    (Path(a.out) / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (Path(a.out) / f"{stem}.md").write_text(markdown(report))
+            write(report, Path(a.out), stem, t0)         # after every step: a killed check keeps what it had
+    write(report, Path(a.out), stem, t0)
     failed = [s for s in report["steps"] if s["status"] == "failed"]
     print(f"-> {Path(a.out) / stem}.md: {len(report['steps']) - len(failed)} of {len(report['steps'])} steps "
           f"without failure in {report['seconds']:.0f} s")

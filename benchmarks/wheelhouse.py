@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.whl"):             # another Python's wheels would not install there
+        old.unlink()
     abi = "cp" + a.python_version.replace(".", "")
     with tempfile.TemporaryDirectory() as tmp:
         need, have = compile_set(STEP6, a.python_version, Path(tmp)), compile_set(NODE, a.python_version, Path(tmp))
@@ -70,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
     (out / "requirements.txt").write_text("\n".join(missing) + "\n")
     size = sum(p.stat().st_size for p in out.glob("*.whl"))
-    verdict = "fits" if size <= BUNDLE else "does NOT fit"
-    print(f"{out}: {len(missing)} wheels for Python {a.python_version}, {size / 2**20:.1f} MiB ({verdict} the "
-          f"{BUNDLE // 2**20} MiB bundle with the repository)")
-    return 0 if size <= BUNDLE else 1
+    repo = len(subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True).stdout)
+    fits = size + repo <= BUNDLE
+    print(f"{out}: {len(missing)} wheels for Python {a.python_version}, {size / 2**20:.1f} MiB; with the repository "
+          f"({repo / 2**20:.1f} MiB) {size / 2**20 + repo / 2**20:.1f} MiB: {'fits' if fits else 'does NOT fit'} "
+          f"the {BUNDLE // 2**20} MiB bundle")
+    return 0 if fits else 1
 
 
 if __name__ == "__main__":
