@@ -16,6 +16,11 @@ from typing import Iterator, Mapping
 
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
+# MLflow's system metrics (CPU, memory, disk, network; per GPU utilisation and memory through
+# NVML) sampled every this many seconds in a background thread of every stage's run: a sample is a
+# few psutil/NVML calls (benchmarks.system_metrics_cost: no measurable cost to training).
+# MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides it.
+SYSTEM_METRICS_INTERVAL = 5
 
 
 def repo_root(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
@@ -108,9 +113,11 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
             MlflowClient().set_experiment_tag(exp_id, key, value)
     mlflow.set_experiment(experiment_id=exp_id)
     resumed = run_id is not None and _continuable(MlflowClient(), run_id, exp_id)
+    if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL)
     tags = {**run_tags(stage), "mlflow.note.content": _description(stage)}
     start = dict(run_id=run_id) if resumed else dict(run_name=os.environ.get("DVC_STAGE", stage), tags=tags)
-    with mlflow.start_run(**start) as run:
+    with mlflow.start_run(**start, log_system_metrics=True) as run:
         if not resumed:
             mlflow.log_params({k: _param_text(v) for k, v in params.items()})
         elif "error" in MlflowClient().get_run(run_id).data.tags:

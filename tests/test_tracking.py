@@ -170,3 +170,27 @@ def test_curves_are_named_so_one_quantity_s_splits_sit_together():
         "loss/train", "loss/val", "accuracy/test", "macro_recall/val"]
     assert [curve_name(k) for k in ("lr", "elapsed_seconds", "samples_per_second", "train")] == [
         "lr", "elapsed_seconds", "samples_per_second", "train"]
+
+
+def test_a_training_stage_s_run_records_the_machine_s_load_in_system_metrics(tmp_path):
+    """MLflow's system metrics in a real stage's run: CPU and memory samples over its training."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    from tests.e2e import standalone_separable
+
+    env, uri = standalone_separable(tmp_path, 600, MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
+    done = subprocess.run([sys.executable, "-m", "stages.separable", "train"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
+    keys = set(run.data.metrics)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= keys, sorted(keys)
+    cpu = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
+    assert len(cpu) >= 2 and all(0 <= m.value <= 100 for m in cpu)
+    assert [m.step for m in cpu] == list(range(len(cpu)))
+    memory = client.get_metric_history(run.info.run_id, "system/system_memory_usage_megabytes")
+    assert all(m.value > 0 for m in memory)
