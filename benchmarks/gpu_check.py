@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS = ("dvc", "mlflow", "papermill")
 BUNDLE_LIMIT = 64 * 2**20           # what travels to an offline node with the repository
+GPU_MARK = re.compile(r"^\s*@pytest\.mark\.gpu\b|^pytestmark = pytest\.mark\.gpu\b", re.MULTILINE)   # a gpu test
 
 
 class Budget:
@@ -103,7 +104,7 @@ def step_doctor(a, budget, tmp: Path) -> dict:
 
 def step_pytest(a, budget, tmp: Path) -> dict:
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py")
-                   if "mark.gpu" in p.read_text())
+                   if GPU_MARK.search(p.read_text()))
     code, out, seconds = run(py("-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "-rs",
                                 "-m", "gpu", *files), budget, 300)
     counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", out)}

@@ -51,7 +51,9 @@ def test_make_gpu_check_on_a_cpu_runs_steps_1_to_5_without_dvc_mlflow_papermill(
     assert [steps[i]["status"] for i in range(1, 7)] == ["ok"] * 5 + ["skipped"]
     assert steps[6]["reason"].startswith(f"dvc, mlflow, papermill not installed and no wheelhouse at {tmp_path}")
     assert {r["item"] for r in steps[1]["rows"]} >= {"python", "torch", "device: auto", "precision: auto"}
-    marked = sum((ROOT / f).read_text().count("@pytest.mark.gpu") for f in steps[2]["files"])
+    from benchmarks.gpu_check import GPU_MARK
+
+    marked = sum(len(GPU_MARK.findall((ROOT / f).read_text())) for f in steps[2]["files"])
     assert "tests/test_engine.py" in steps[2]["files"] and marked >= 4
     assert steps[2].get("skipped", 0) == (0 if torch.cuda.is_available() else marked)       # each gpu test, here
     engine = steps[3]["engine_options"]
