@@ -191,6 +191,8 @@ def wheelhouse_env(a, budget, tmp: Path, needs: tuple[str, ...] = NEEDS) -> tupl
         return None, f"installing the wheelhouse failed: {last_line(out)}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH", "")]))
     env["PATH"] = os.pathsep.join([str(target / "bin"), env.get("PATH", "")])
+    # nbconvert's templates and ipykernel's kernel spec are data files: under the target's share/
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(target / "share" / "jupyter"), env.get("JUPYTER_PATH", "")]))
     still = missing_packages(env, needs)
     return (env, "") if not still else (None, f"the wheelhouse lacks {', '.join(still)}")
 
