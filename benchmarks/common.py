@@ -13,6 +13,11 @@ def device_label(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
 
 
+def file_stem(label: str) -> str:
+    """A device label as a file name: "NVIDIA H100 80GB HBM3" -> "nvidia_h100_80gb_hbm3"."""
+    return "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
+
+
 def timed(fn, device: torch.device, repeat: int = 3) -> float:
     """Seconds per call of fn: one warm-up call, then `repeat` calls with the device synchronised."""
     fn()

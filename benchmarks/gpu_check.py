@@ -274,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [int(s) for s in a.steps.split(",") if s.strip()]
     report = {"machine": machine(a.device), "device": a.device, "scale": a.scale, "budget": a.budget, "steps": []}
     stopped = ""
-    stem = "gpu_" + "".join(c if c.isalnum() else "_" for c in report["machine"]["name"]).strip("_").lower()
+    from benchmarks.common import file_stem
+
+    stem = "gpu_" + file_stem(report["machine"]["name"])
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as folder:
         # PyYAML and tqdm come with neither PyTorch nor the node: from the wheelhouse when missing
         env, why = wheelhouse_env(a, budget, Path(folder) / "boot", ("yaml", "tqdm"))

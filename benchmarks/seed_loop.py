@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from benchmarks.common import device_label
+from benchmarks.common import device_label, file_stem
 from pipeline.core import runtime
 from pipeline.core.device import autocast_dtype, pick_device, seed_everything, synchronize
 from pipeline.core.engine import fit
@@ -257,7 +257,7 @@ def main() -> None:
               f"  limit {limit:10,.0f}/s ({ours / limit:.0%})", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "".join(c if c.isalnum() else "_" for c in label).strip("_").lower()
+    stem = file_stem(label)
     if args.engine_options:
         _write_options(rows, label, out, stem)
         return

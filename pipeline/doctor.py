@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.tracking import tracking_uri        # stdlib only at import: mlflow is imported where a run starts
+
 GB = 10**9
 # What a full `dvc repro` writes, in GB, from the datasets' published sizes and the outputs' shapes
 # (uint8 images, fp16 features): downloads, extracted and prepared tensors, features, models, and
@@ -83,8 +85,8 @@ def machine_rows(require_gpu: bool = False) -> list[Row]:
         dev = dv.pick_device("auto")
         amp = dv.autocast_dtype(dev, "auto")
         rows.append(Row("choice", "device: auto", str(dev)))
-        rows.append(Row("choice", "precision: auto", {torch.bfloat16: "bf16", torch.float16: "fp16 + loss scaling"}
-                        .get(amp, "fp32")))
+        name = dv.precision_name(amp)
+        rows.append(Row("choice", "precision: auto", name + (" + loss scaling" if name == "fp16" else "")))
     except Exception as exc:  # noqa: BLE001 - the DeviceError line is already in the GPU row
         rows.append(Row("choice", "device: auto", f"stops: {str(exc).splitlines()[0][:80]}…"))
         dev = torch.device("cpu")
@@ -197,7 +199,7 @@ def _host(url: str) -> str:
 
 def tracking_row(root: Path, env: dict | None = None, timeout: float = 5.0) -> Row:
     env = dict(os.environ if env is None else env)
-    uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    uri = tracking_uri(env, root)          # what the stages will use
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
         folder = path.parent

@@ -93,10 +93,10 @@ class Stage:
         many processes trained it (torchrun's world size)."""
         from pipeline.core.distributed import world_size
 
-        import torch
+        from pipeline.core.device import precision_name
 
-        precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp, "fp32")
-        return {"seed": self.seed, "scale": self.settings.scale, "device": str(self.device), "precision": precision,
+        return {"seed": self.seed, "scale": self.settings.scale, "device": str(self.device),
+                "precision": precision_name(self.amp),
                 "deterministic": self.settings.deterministic, "compile": self.settings.compile,
                 "processes": world_size()}
 

@@ -177,23 +177,23 @@ def test_an_unknown_monitor_key_names_the_choices():
         fit(_model(), train, val, nn.MSELoss(), _cfg(monitor="val_acc"))
 
 
-@pytest.mark.gpu
-def test_bf16_autocast_trains_on_cuda():
+def _fit_on_cuda(amp_dtype: torch.dtype):
     train, val = _data()
     dev = torch.device("cuda")
     t, v = Split(train.inputs.to(dev), train.targets.to(dev)), Split(val.inputs.to(dev), val.targets.to(dev))
-    model = copy.deepcopy(_model()).to(dev)
-    r = fit(model, t, v, nn.MSELoss(), _cfg(epochs=5), amp_dtype=torch.bfloat16)
+    return fit(copy.deepcopy(_model()).to(dev), t, v, nn.MSELoss(), _cfg(epochs=5), amp_dtype=amp_dtype)
+
+
+@pytest.mark.gpu
+def test_bf16_autocast_trains_on_cuda():
+    r = _fit_on_cuda(torch.bfloat16)
     assert r.history[-1]["val_loss"] < r.history[0]["val_loss"]
 
 
 @pytest.mark.gpu
 def test_fp16_autocast_with_loss_scaling_trains_on_cuda_and_auto_picks_per_capability():
-    train, val = _data()
-    dev = torch.device("cuda")
-    t, v = Split(train.inputs.to(dev), train.targets.to(dev)), Split(val.inputs.to(dev), val.targets.to(dev))
-    model = copy.deepcopy(_model()).to(dev)
-    r = fit(model, t, v, nn.MSELoss(), _cfg(epochs=5), amp_dtype=torch.float16)
+    r = _fit_on_cuda(torch.float16)
     assert r.history[-1]["val_loss"] < r.history[0]["val_loss"]
+    dev = torch.device("cuda")
     native = torch.cuda.is_bf16_supported(including_emulation=False)
     assert autocast_dtype(dev, "auto") is (torch.bfloat16 if native else torch.float16)

@@ -211,6 +211,11 @@ def choose_precision(requested: str, device_type: str, bf16_native: bool = False
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
+def precision_name(dtype: torch.dtype | None) -> str:
+    """bf16 | fp16 | fp32: the name params.yaml gives an autocast dtype (None: fp32)."""
+    return next(name for name, d in DTYPES.items() if d is dtype)
+
+
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
     """The autocast dtype to train with (fp16 means the engine also scales the loss), or None for fp32."""
     native = emulated = False
