@@ -48,7 +48,8 @@ tracking-server: env
 
 env: $(STAMP)
 
-# The environment is rebuilt whenever the lockfile (or TORCH_BACKEND) changes. Its modules are
+# The environment is rebuilt whenever the lockfile (or TORCH_BACKEND) changes, and with it the page
+# `dvc plots show` writes (Vega inlined from the environment's bundle: it draws offline). Its modules are
 # compiled to bytecode once here: every stage is a new Python process, and where
 # PYTHONDONTWRITEBYTECODE is set none would be cached otherwise (importing torch, pandas and mlflow
 # from source costs ~15 s a process).
@@ -59,6 +60,7 @@ $(STAMP): requirements.lock
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock \
 	  $(if $(TORCH_BACKEND),--torch-backend $(TORCH_BACKEND) --reinstall-package torch --reinstall-package torchvision)
 	echo "$(TORCH_BACKEND)" > $(VENV)/torch-backend
+	$(BIN)/python -m pipeline.plots_page
 	touch $@
 
 # Check this machine before hours of work: one table, exit 1 with one line per problem.

@@ -257,6 +257,15 @@ def remote_row(root: Path) -> Row:
     return Row("dvc", "remote", f"{default}: {url}")
 
 
+def plots_row(root: Path) -> Row:
+    """Which page `dvc plots show` writes here; never a problem (a GPU node needs no plots)."""
+    from pipeline.plots_page import PAGE, installed
+
+    why = installed(root)
+    return Row("dvc", "plots page", f"CDN page ({why}); `make env` or `python -m pipeline.plots_page` fixes it"
+               if why else f"{PAGE}: Vega inlined, draws offline")
+
+
 # --- the report ----------------------------------------------------------------------------------
 
 def check(root: Path, require_gpu: bool = False, network: bool = True) -> list[Row]:
@@ -265,7 +274,7 @@ def check(root: Path, require_gpu: bool = False, network: bool = True) -> list[R
     params_file = root / "params.yaml"
     params = load_params(str(params_file)) if params_file.exists() else {}
     return [*machine_rows(require_gpu), *disk_rows(root), *dataset_rows(root, params, network),
-            tracking_row(root), remote_row(root)]
+            tracking_row(root), remote_row(root), plots_row(root)]
 
 
 def table(rows: list[Row]) -> str:

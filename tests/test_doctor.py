@@ -147,7 +147,7 @@ def test_the_doctor_exits_1_with_one_line_per_problem_and_0_without(tmp_path):
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [r["item"] for r in rows if r["area"] != "gpu"] == [
         "python", "torch", "nvidia driver", "device: auto", "precision: auto", "torch.compile", "repository",
-        "mnist", "emnist", "cifar10", "resnet50", "fer", "store", "remote"]
+        "mnist", "emnist", "cifar10", "resnet50", "fer", "store", "remote", "plots page"]
     table = clean.stdout.splitlines()
     for r in rows:          # one table line per row: area, item, status, value
         assert any(line.split()[:1] == [r["area"]] and r["item"] in line and f" {r['status']} " in line
@@ -169,3 +169,14 @@ def test_the_doctor_exits_1_with_one_line_per_problem_and_0_without(tmp_path):
     assert problems[1].startswith("problem: fer: FER-2013 has no official download")
     assert "Tesla T4" in sick.stdout and sick.stdout.strip().endswith("2 problem(s)")
     assert "stops: device: auto: Tesla T4" in sick.stdout
+
+
+def test_the_plots_page_row_says_whether_dvc_plots_show_draws_offline_and_is_never_a_problem(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    row = doctor.plots_row(tmp_path)
+    assert row.value.startswith("CDN page (plots.html_template is not set") and not row.problem
+    (tmp_path / ".dvc/config.local").write_text("[plots]\n    html_template = plots_page.html\n")
+    row = doctor.plots_row(tmp_path)
+    assert row.value.startswith("CDN page (.dvc/plots_page.html is missing") and not row.problem
+    (tmp_path / ".dvc/plots_page.html").write_text("{plot_divs}")
+    assert doctor.plots_row(tmp_path).value == ".dvc/plots_page.html: Vega inlined, draws offline"

@@ -170,6 +170,39 @@ def test_every_declared_plot_of_these_experiments_draws_its_data(repo, first_rep
         (f"{v}.csv", k) for v in ("literal", "subpixel", "subpixel4x", "refine") for k in ("train_loss", "val_loss")}
 
 
+def test_dvc_plots_show_and_diff_write_a_page_that_draws_with_no_network(repo, first_repro):
+    """The page is the project's template (what `make env` installs): Vega, Vega-Lite and
+    Vega-Embed inlined, nothing fetched; every chart with data draws its marks with the very
+    Vega-Lite version inlined (vl-convert's engine, no network)."""
+    import re
+
+    import vl_convert as vlc
+
+    from pipeline.plots_page import page, vega_lite_version
+
+    assert "draws offline" in sh(repo, sys.executable, "-m", "pipeline.plots_page")
+    assert "html_template = plots_page.html" in (repo / ".dvc/config.local").read_text()
+    for args in (("plots", "show"), ("plots", "diff", "HEAD")):
+        dvc(repo, *args)
+        html = (repo / "dvc_plots/index.html").read_text()
+        outside = re.sub(r"<script>.*?</script>", "", html, count=1, flags=re.S)
+        assert "<title>dvc plots</title>" in html and "window.vegaEmbed=" in html, args
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", outside), args     # nothing from a network
+        assert html.count("<script") == outside.count("<script") + 1          # the bundle: one inline element
+    specs = [json.loads(s) for s in re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", html, re.S)]
+    drawn = {}
+    for spec in filter(None, specs):                 # DVC writes {} for a plot whose data is not here
+        svg = vlc.vegalite_to_svg(spec, vl_version=vega_lite_version(vlc.get_vegalite_versions()))
+        drawn[spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"]] = svg
+    declared = [next(iter(d)) for d in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]]
+    assert sorted(drawn) == sorted(t for t in declared if t.startswith(("superres", "separable")))
+    bars = drawn["superres 2×: PSNR on the held-out photographs (interpolations, then the MLPs)"]
+    assert bars.count('aria-roledescription="bar"') == 6
+    curves = drawn["superres: MSE per epoch (training and validation)"]
+    assert curves.count('aria-roledescription="line mark"') == 8          # 4 models × train, validation
+    assert page().count("{plot_divs}") == 1
+
+
 def test_every_training_stage_reports_its_peak_memory(repo, first_repro):
     files = [f"metrics/superres/{v}.json" for v in ("literal", "subpixel", "subpixel4x", "refine")]
     for path in files + ["metrics/separable/train.json"]:
