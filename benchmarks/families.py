@@ -130,15 +130,17 @@ def measure(device: torch.device, scale: float, smoke: bool = False) -> list[dic
                   Split(x, torch.arange(n, device=device)), dt.student_loss(0.5, 4.0), sched.train_config(), amp,
                   prepare=dt.ViewBatches(views, y, logits, 0))
     grid = len(cfg.grid.alpha) * len(cfg.grid.tau)
-    row("distill", "mobilenetv2 student / scratch", rate, CIFAR_TRAIN, grid * cfg.grid.epochs + 2 * sched.epochs,
-        runs=f"{grid} grid runs × {cfg.grid.epochs} + student and scratch × {sched.epochs}")
+    row("distill", "mobilenetv2 students (b), (e) / scratch (c)", rate, CIFAR_TRAIN,
+        grid * cfg.grid.epochs + 3 * sched.epochs,
+        runs=f"{grid} grid runs × {cfg.grid.epochs} + (b), (c), (e) × {sched.epochs}")
     _reset(device)
     teacher = dm.ResNetTeacher(cfg.teacher.resize).to(device)
     rate = _infer(teacher, x, cfg.teacher.batch, amp)
-    row("distill", f"resnet-50 inference at {cfg.teacher.resize}px", rate, CIFAR_TRAIN, cfg.views.count,
-        runs=f"logits of {cfg.views.count} views per training image (features of all {CIFAR_ALL:,}: +"
-             f"{CIFAR_ALL / rate:.0f} s)")
-    rows[-1]["predicted_seconds"] = round(rows[-1]["predicted_seconds"] + CIFAR_ALL / rate, 1)
+    features = CIFAR_TRAIN * cfg.head.views + (CIFAR_ALL - CIFAR_TRAIN) * (2 if cfg.head.flip_test else 1)
+    row("distill", f"resnet-50 inference at {cfg.teacher.resize}px", rate, CIFAR_TRAIN, 2 * cfg.views.count,
+        runs=f"(a)'s and (d)'s logits of {cfg.views.count} views per training image (features of "
+             f"{features:,} views: +{features / rate:.0f} s)")
+    rows[-1]["predicted_seconds"] = round(rows[-1]["predicted_seconds"] + features / rate, 1)
     _reset(device)
     tc = cfg.finetune.train.train_config()
     rate = _train(teacher, Split(x, y), F.cross_entropy, tc, amp, prepare=dt.RandomViews(cfg.views, device, 0),

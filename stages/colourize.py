@@ -81,24 +81,27 @@ def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
                           metrics_path)
             st.done(f"diverged ({diverged}); recorded as such")
             return
-        last = out.history[-1]
-        metrics = {**base, "diverged": False, "val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],
+        last, best = out.history[-1], out.history[out.best_epoch - 1]
+        metrics = {**base, "schedule": run.schedule, "diverged": False,
+                   "val_accuracy": last["val_accuracy"], "val_loss": last["val_loss"],        # the last epoch's
                    "train_accuracy": last["train_accuracy"], "train_loss": last["train_loss"],
-                   "best_val_accuracy": max(r["val_accuracy"] for r in out.history),
-                   "train_seconds": round(last["elapsed_seconds"], 3)}
+                   "best_epoch": out.best_epoch, "best_val_accuracy": best["val_accuracy"],  # the kept model's
+                   "best_val_loss": best["val_loss"], "train_seconds": round(last["elapsed_seconds"], 3)}
         metrics.update(st.peak_memory())
         st.write_json(metrics, metrics_path)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         if not sweep:       # a sweep point's curves go to MLflow only
-            st.write_csv(out.history, PLOTS / f"{label}.csv")      # monitor "last": the model holds best_state
-            st.save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run), "palette": colours},
-                    MODELS / f"{model_name}.pt")
+            st.write_csv(out.history, PLOTS / f"{label}.csv")
+            st.save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run), "palette": colours,
+                     "epoch": out.best_epoch}, MODELS / f"{model_name}.pt")
+            model.load_state_dict(out.best_state)                  # the figure shows the kept model
             shown = val.inputs[:st.cfg.show]
             st.figures({f"{model_name}.png": colourised({
                 "grey": col.grey(shown), model_name: col.colourise(model, shown, colours),
                 "palette truth": col.colourise_target(val.targets[:st.cfg.show], colours), "photo": shown})},
                 FIGURES)
-    st.done(f"validation pixel accuracy {metrics['val_accuracy']:.4f} after {run.epochs} epochs, "
+    st.done(f"validation pixel accuracy {metrics['val_accuracy']:.4f} after {run.epochs} epochs (best "
+            f"{metrics['best_val_accuracy']:.4f} at epoch {metrics['best_epoch']}, kept), "
             f"{metrics['parameters']:,} parameters, {metrics['train_seconds']:.0f} s on {st.device}")
 
 

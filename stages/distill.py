@@ -1,10 +1,12 @@
 """distill — knowledge distillation from ResNet-50 to MobileNetV2 on CIFAR-10:
 `python -m stages.distill <stage>`.
 
-weights: torchvision's ImageNet ResNet-50 file; features: the frozen backbone's features of every
-image; teacher: (a) its new linear layer; logits: the teacher's logits for every stored view;
-grid <alpha> <tau>: one short run of (b)'s α × τ grid; student: (b) with the grid's best pair;
-scratch: (c) the same student without a teacher; finetune: (d) the whole ResNet-50; report.
+weights: torchvision's ImageNet ResNet-50 file; features: the frozen backbone's features of
+augmented views of every training image and of every other image and its mirror; teacher: (a) its
+new linear layer; logits: (a)'s logits for every stored view; grid <alpha> <tau>: one short run of
+(b)'s α × τ grid; student: (b) with the grid's pair; scratch: (c) the same student without a
+teacher; finetune: (d) the whole ResNet-50; logits_d: (d)'s logits for every stored view;
+student_d: (e), (b)'s recipe taught by (d); report.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from stages.common import begin, load_tensors, main
 RAW = Path("data/raw/resnet50")
 WEIGHTS_MARKER = RAW / "weights.json"
 FEATURES, LOGITS = Path("data/features/distill/backbone.pt"), Path("data/features/distill/teacher_logits.pt")
+LOGITS_D = Path("data/features/distill/finetune_logits.pt")
 MODELS, METRICS = Path("models/distill"), Path("metrics/distill")
 PLOTS, FIGURES = Path("plots/distill"), Path("figures/distill")
 GRID_METRICS, GRID_PLOTS = METRICS / "grid", PLOTS / "grid"
@@ -73,9 +76,14 @@ def _teacher(st, frozen: bool = True):
 
 
 def features() -> None:
-    """The frozen backbone's 2048 features of every image of the three splits, computed once."""
+    """The frozen backbone's 2048 features, computed once: (N, distill.head.views, 2048) for the
+    training images (view 0 the image, the rest random crops and flips), (N, 2, 2048) for the
+    validation and test images and their mirrors (1 without distill.head.flip_test); fp16."""
+    import torch
+
     from pipeline.core.inference import predict
     from pipeline.distill.models import throughput
+    from pipeline.distill.recipe import crop_flip, mirror_views, probe_views
 
     st = begin("distill_features", "distill", DistillConfig)
     cfg = st.cfg
@@ -84,13 +92,18 @@ def features() -> None:
     out = {"resize": cfg.teacher.resize, "pretrained": cfg.teacher.pretrained,
            "weights": cfg.teacher.weights if cfg.teacher.pretrained else None, "classes": images["classes"]}
     for name, (x, y) in images["splits"].items():
-        out[name] = predict(net.features, x, cfg.teacher.batch, st.amp).half().cpu()
+        views = (probe_views(len(x), cfg.head, cfg.views, st.seed) if name == "train" else
+                 mirror_views(len(x), cfg.head.flip_test)).to(x.device)
+        out[name] = torch.stack([predict(net.features, crop_flip(x, views[:, k]), cfg.teacher.batch, st.amp).half().cpu()
+                                 for k in range(views.shape[1])], 1)
         out[f"{name}_y"] = y.cpu()
+    out["views"] = {"train": cfg.head.views, "flip_test": cfg.head.flip_test}
     test_x = images["splits"]["test"][0]
     out["images_per_second"] = throughput(net, test_x[:cfg.teacher.batch * 4], cfg.teacher.batch, st.amp)
     st.save(out, FEATURES)
     source = f"pretrained {cfg.teacher.weights}" if cfg.teacher.pretrained else "random weights"
-    st.done(f"{', '.join(f'{k} {tuple(out[k].shape)}' for k in ('train', 'val', 'test'))} at "
+    st.done(f"{', '.join(f'{k} {tuple(out[k].shape)}' for k in ('train', 'val', 'test'))} (images, views, "
+            f"features) at "
             f"{cfg.teacher.resize}px ({source}), teacher {out['images_per_second']:,.0f} images/s on {st.device} "
             f"-> {FEATURES}")
 
@@ -115,7 +128,9 @@ def _scores(st, name: str, model_fn, test, classes, batch: int, amp, title: str)
 
 
 def teacher() -> None:
-    """(a) The new 10-class layer on the frozen backbone's features."""
+    """(a) The new 10-class layer on the frozen backbone's standardised features (every training
+    view a sample; validation and test by the mean of the image's and its mirror's logits). The
+    teacher's saved head is the same map folded into one linear layer."""
     from pipeline.core.engine import parameter_count
     from pipeline.core.split import Split
     from pipeline.distill.models import FEATURES as WIDTH
@@ -126,18 +141,20 @@ def teacher() -> None:
     st = begin("distill_teacher", "distill", DistillConfig)
     cfg = st.cfg
     feats = load_tensors(FEATURES)
-    splits = {k: Split(feats[k].float().to(st.device), feats[f"{k}_y"].to(st.device)) for k in ("train", "val", "test")}
+    splits = {k: Split(feats[k].to(st.device), feats[f"{k}_y"].to(st.device)) for k in ("train", "val", "test")}
     classes = feats["classes"]
     with st.tracked(st.params(head=cfg.head, teacher=cfg.teacher,
                               **{f"{k}_samples": len(v) for k, v in splits.items()})) as tracker:
         head, out = train_head(splits, cfg.head, seed=st.seed, classes=len(classes), on_epoch=tracker.log_epoch)
+        head.eval()
         metrics = {**_scores(st, "teacher", head, splits["test"], classes, cfg.eval_batch, None,
                              "teacher (a), linear layer on frozen ResNet-50"),
                    **fit_summary(out), "parameters": parameter_count(ResNetTeacher(cfg.teacher.resize)),
-                   "trained_parameters": parameter_count(head),
+                   "trained_parameters": parameter_count(head.linear), "train_views": feats["train"].shape[1],
+                   "test_views": feats["test"].shape[1],
                    "inference_samples_per_second": round(feats["images_per_second"]), "resize": cfg.teacher.resize,
                    "pretrained": feats["pretrained"], "features": WIDTH}
-        st.save({"head": {k: v.cpu() for k, v in head.state_dict().items()}, "resize": feats["resize"],
+        st.save({"head": {k: v.cpu() for k, v in head.folded().state_dict().items()}, "resize": feats["resize"],
                  "pretrained": feats["pretrained"], "weights": feats["weights"], "classes": classes},
                 MODELS / "teacher.pt")
         _record(st, tracker, "teacher", metrics, out)
@@ -146,27 +163,46 @@ def teacher() -> None:
             f"{out.best_epoch}")
 
 
-def logits() -> None:
-    """The trained teacher's logits for every stored view of every training image (the student's
-    soft targets), so no student step runs ResNet-50."""
+def _view_logits(st, net, target: Path, who: str) -> None:
+    """`net`'s logits for every stored view of every training image (a student's soft targets),
+    so no student step runs ResNet-50."""
     from pipeline.distill.models import view_logits
     from pipeline.distill.recipe import make_views
 
-    st = begin("distill_logits", "distill", DistillConfig)
-    cfg = st.cfg
     x, y = _images(st)["splits"]["train"]
+    views = make_views(len(x), st.cfg.views, st.seed)
+    out = view_logits(net, x, views.to(st.device), st.cfg.teacher.batch, st.amp).cpu()
+    agree = float((out[:, 0].argmax(1) == y.cpu()).float().mean())
+    st.save({"logits": out, "views": views, "labels": y.cpu()}, target)
+    st.done(f"{tuple(out.shape)} (images, views, classes); {who} is right on {100 * agree:.2f} % of the "
+            f"training images -> {target}")
+
+
+def logits() -> None:
+    """(a)'s logits for every stored view: the soft targets of student (b)."""
+    st = begin("distill_logits", "distill", DistillConfig)
     net = _teacher(st)
     net.head.load_state_dict(load_tensors(MODELS / "teacher.pt")["head"])
-    views = make_views(len(x), cfg.views, st.seed)
-    out = view_logits(net, x, views.to(st.device), cfg.teacher.batch, st.amp).cpu()
-    agree = float((out[:, 0].argmax(1) == y.cpu()).float().mean())
-    st.save({"logits": out, "views": views, "labels": y.cpu()}, LOGITS)
-    st.done(f"{tuple(out.shape)} (images, views, classes); the teacher is right on {100 * agree:.2f} % of the "
-            f"training images -> {LOGITS}")
+    _view_logits(st, net, LOGITS, "teacher (a)")
+
+
+def logits_d() -> None:
+    """The fine-tuned ResNet-50 (d)'s logits for every stored view: the soft targets of student (e)."""
+    import torch
+
+    from pipeline.distill.models import teacher_net
+
+    st = begin("distill_logits_d", "distill", DistillConfig)
+    saved = load_tensors(MODELS / "finetune.pt")
+    net = teacher_net(saved["resize"], None, st.device, frozen=True)
+    net.load_state_dict({k: v.to(st.device) for k, v in saved["state_dict"].items()})
+    if st.device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    _view_logits(st, net, LOGITS_D, "the fine-tuned teacher (d)")
 
 
 def _student(st, name: str, alpha: float, tau: float, with_teacher: bool, epochs: int | None = None,
-             title: str | None = None, extra: dict | None = None) -> dict:
+             title: str | None = None, extra: dict | None = None, logits_path: Path = LOGITS) -> dict:
     """Train one student; with a `title` (the full-length runs) score it on test, measure its
     inference speed and save it; without (a grid run) keep only its metrics and curves."""
     from pipeline.core.engine import parameter_count
@@ -179,18 +215,18 @@ def _student(st, name: str, alpha: float, tau: float, with_teacher: bool, epochs
     cfg = st.cfg
     images = _images(st)
     views = make_views(len(images["splits"]["train"][0]), cfg.views, st.seed)
-    data = student_data(images, views, load_tensors(LOGITS) if with_teacher else None, str(LOGITS))
+    data = student_data(images, views, load_tensors(logits_path) if with_teacher else None, str(logits_path))
     params = st.params(student=cfg.student, views=cfg.views, alpha=alpha, tau=tau,
                        epochs=epochs or cfg.student.train.epochs, teacher=with_teacher,
                        **{f"{k}_samples": len(data[k]) for k in ("train", "val", "test")})
     resume = st.resume((st.settings, cfg.student, cfg.views, cfg.data, alpha, tau, epochs),
-                       (cifar10.PREPARED, LOGITS) if with_teacher else (cifar10.PREPARED,))
+                       (cifar10.PREPARED, logits_path) if with_teacher else (cifar10.PREPARED,))
     with st.tracked(params, resume) as tracker:
         model, out = train_student(data, data["views"], data["logits"], alpha, tau, cfg.student.train,
                                    width=cfg.student.width, dropout=cfg.student.dropout, seed=st.seed,
                                    classes=len(data["classes"]), epochs=epochs, amp_dtype=st.amp,
                                    on_epoch=tracker.log_epoch, resume_dir=resume)
-        metrics = {**fit_summary(out), "alpha": alpha, "tau": tau, **(extra or {})}
+        metrics = {**fit_summary(out), "alpha": alpha, "tau": tau, "val_samples": len(data["val"]), **(extra or {})}
         if title is None:
             metrics.update(test_accuracy_at_best=out.history[out.best_epoch - 1]["test_accuracy"])
             _record(st, tracker, name, metrics, out, GRID_METRICS, GRID_PLOTS)
@@ -224,17 +260,32 @@ def grid(alpha: str, tau: str) -> None:
     st.done(f"α={a:g} τ={t:g}: val accuracy {m['val_accuracy']:.4f} after {g.epochs} epochs")
 
 
-def student() -> None:
-    """(b) The full-length distilled student with the grid's best α and τ."""
+def _grid_pair(st) -> tuple[float, float, list[dict]]:
     from pipeline.distill.recipe import best_pair
     from stages.common import read_json
 
-    st = begin("distill_student", "distill", DistillConfig)
     rows = [read_json(p) for p in sorted(GRID_METRICS.glob("*.json"))] if GRID_METRICS.is_dir() else []
-    alpha, tau, rows = best_pair(rows, st.cfg.grid, str(GRID_METRICS))
+    return best_pair(rows, st.cfg.grid, str(GRID_METRICS))
+
+
+def student() -> None:
+    """(b) The full-length student distilled from (a), with the grid's α and τ."""
+    st = begin("distill_student", "distill", DistillConfig)
+    alpha, tau, rows = _grid_pair(st)
     m = _student(st, "student", alpha, tau, with_teacher=True, title=f"student (b), distilled, α={alpha:g} τ={tau:g}",
-                 extra={"grid_runs": len(rows)})
-    st.done(f"α={alpha:g} τ={tau:g} (best of {len(rows)} grid runs), test accuracy {m['test_accuracy']:.4f}, "
+                 extra={"grid_runs": len(rows), "teacher": "a"})
+    st.done(f"α={alpha:g} τ={tau:g} (the grid's pick of {len(rows)} runs), test accuracy {m['test_accuracy']:.4f}, "
+            f"best epoch {m['best_epoch']}")
+
+
+def student_d() -> None:
+    """(e) Student (b)'s recipe, views and α, τ, taught by the fine-tuned ResNet-50 (d) instead of (a)."""
+    st = begin("distill_student_d", "distill", DistillConfig)
+    alpha, tau, rows = _grid_pair(st)
+    m = _student(st, "student_d", alpha, tau, with_teacher=True, logits_path=LOGITS_D,
+                 title=f"student (e), distilled from (d), α={alpha:g} τ={tau:g}",
+                 extra={"grid_runs": len(rows), "teacher": "d"})
+    st.done(f"α={alpha:g} τ={tau:g} (the grid's pick), taught by (d): test accuracy {m['test_accuracy']:.4f}, "
             f"best epoch {m['best_epoch']}")
 
 
@@ -296,10 +347,12 @@ def report() -> None:
         "> **Made without pretrained weights** (`distill.teacher.pretrained: false`): the ResNet-50 teacher started "
         "from random weights, so (a), (b) and (d) show the pipeline working, not what ImageNet features give. Set "
         "it to true and run `dvc repro` for the real comparison.")
-    render_report("distill", {"alpha": list(cfg.grid.alpha), "tau": list(cfg.grid.tau)}, preface)
+    render_report("distill", {"alpha": list(cfg.grid.alpha), "tau": list(cfg.grid.tau), "margin": cfg.grid.margin},
+                  preface)
 
 
 if __name__ == "__main__":
     main(__doc__, {"weights": weights, "features": features, "teacher": teacher, "logits": logits, "grid": grid,
-                   "student": student, "scratch": scratch, "finetune": finetune, "report": report},
+                   "student": student, "scratch": scratch, "finetune": finetune, "logits_d": logits_d,
+                   "student_d": student_d, "report": report},
          distributed=("finetune",))

@@ -34,7 +34,8 @@ EMNIST = ("emnist_download", "emnist_prepare", "emnist_train@mlp", "emnist_train
 FER = ("fer_download", "fer_prepare", "fer_train", "fer_inspect", "fer_report")
 DATA = MNIST + EMNIST + FER
 DISTILL = ("cifar10_download", "cifar10_prepare", "resnet50_weights", "distill_features", "distill_teacher",
-           "distill_logits", "distill_student", "distill_scratch", "distill_finetune", "distill_report")
+           "distill_logits", "distill_student", "distill_scratch", "distill_finetune", "distill_logits_d",
+           "distill_student_d", "distill_report")
 COLOURIZE = ("colourize_palette", "colourize_train@cnn", "colourize_train@unet", "colourize_train@residual",
              "colourize_report")
 REPORTS = {"core": ("superres_report", "separable_report", "theory_report"),

@@ -134,3 +134,31 @@ def test_targets_and_a_training_step_on_cuda():
         out = fit(net, Split(x, y), Split(x, y), col.pixel_loss, col.Run(epochs=3, batch_size=8).train_config(),
                   metrics=col.pixel_accuracy, amp_dtype=torch.bfloat16, progress=False)
         assert out.history[-1]["train_loss"] < out.history[0]["train_loss"]
+
+
+def test_a_run_takes_a_cosine_schedule_and_keeps_its_best_validation_epoch():
+    """On the CPU: the learning rate follows torch's own CosineAnnealingLR per step, and the model a
+    run keeps is its best validation epoch, which the metrics name beside the last one."""
+    from pipeline.colourize.train import train_run
+    from pipeline.core.split import Split
+
+    images, region = _three_colour_images(8)
+    train, val = Split(images, region.to(torch.uint8)), Split(images[:4], region[:4].to(torch.uint8))
+    run = col.Run(filters=4, epochs=4, batch_size=4, lr=0.05, schedule="cosine")
+    cfg = run.train_config()
+    assert (cfg.schedule, cfg.monitor, cfg.mode) == ("cosine", "val_accuracy", "max")
+    model, out, diverged = train_run("cnn", run, train, val, 3, seed=0)
+    assert diverged is None
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.05)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4 * 2)       # 2 steps per epoch
+    expected = []
+    for _ in range(4):
+        for _ in range(2):
+            opt.step()
+            ref.step()
+        expected.append(opt.param_groups[0]["lr"])
+    assert [r["lr"] for r in out.history] == pytest.approx(expected)
+    accuracies = [r["val_accuracy"] for r in out.history]
+    assert out.best_epoch == 1 + accuracies.index(max(accuracies))
+    constant = train_run("cnn", col.Run(filters=4, epochs=2, batch_size=4, lr=0.05), train, val, 3, seed=0)[1]
+    assert [r["lr"] for r in constant.history] == [0.05, 0.05]

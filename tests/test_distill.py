@@ -259,9 +259,24 @@ def test_the_grid_picks_the_best_validation_pair_of_the_current_grid():
     values = {(0.5, 2.0): 0.40, (0.5, 4.0): 0.55, (0.9, 2.0): 0.55, (0.9, 4.0): 0.30, (0.1, 8.0): 0.99}
     rows = [{"alpha": a, "tau": t, "val_accuracy": v} for (a, t), v in values.items()]  # (0.1, 8): a stale run
     alpha, tau, picked = dl.best_pair(rows, grid)
-    assert (alpha, tau) == (0.5, 4.0) and len(picked) == 4      # first of the equals, in params order
+    assert (alpha, tau) == (0.9, 2.0) and len(picked) == 4      # of equals, the larger α (more weight on labels)
+    assert [r["tied"] for r in picked] == [False, True, True, False] and sum(r["chosen"] for r in picked) == 1
     with pytest.raises(DataError, match="α=0.9 τ=4"):
         dl.best_pair([r for r in rows if (r["alpha"], r["tau"]) != (0.9, 4.0)], grid)
+
+
+def test_a_pair_that_only_learns_fastest_loses_to_a_larger_alpha_within_one_standard_error():
+    """5,000 validation images: the standard error at 90 % is sqrt(0.9 · 0.1 / 5000) = 0.42 points.
+    α 0.1 leads by 0.3 points (noise could explain it): α 0.5 is chosen; α 0.9, 1 point behind, is not."""
+    grid = dl.Grid(alpha=(0.1, 0.5, 0.9), tau=(4.0, 8.0))
+    values = {(0.1, 4.0): 0.900, (0.1, 8.0): 0.880, (0.5, 4.0): 0.897, (0.5, 8.0): 0.897, (0.9, 4.0): 0.890,
+              (0.9, 8.0): 0.850}
+    rows = [{"alpha": a, "tau": t, "val_accuracy": v, "val_samples": 5000} for (a, t), v in values.items()]
+    assert dl.standard_error(0.9, 5000) == pytest.approx(0.004243, abs=1e-6)
+    alpha, tau, picked = dl.best_pair(rows, grid)
+    assert (alpha, tau) == (0.5, 4.0)                           # tied with (0.5, 8): the smaller τ
+    assert {(r["alpha"], r["tau"]) for r in picked if r["tied"]} == {(0.1, 4.0), (0.5, 4.0), (0.5, 8.0)}
+    assert dl.best_pair(rows, dl.Grid(alpha=(0.1, 0.5, 0.9), tau=(4.0, 8.0), margin=0))[:2] == (0.1, 4.0)
 
 
 def test_repeated_grid_values_are_refused():
@@ -286,3 +301,30 @@ def test_views_and_a_distilled_student_step_on_cuda():
     model, out = dt.train_student(data, views, logits, 0.5, 4.0, sched, width=0.5, dropout=0.0, seed=0,
                                   amp_dtype=torch.bfloat16)
     assert next(model.parameters()).is_cuda and out.history[-1]["train_loss"] < out.history[0]["train_loss"]
+
+
+def test_the_probe_standardises_averages_a_mirror_s_logits_and_folds_into_one_linear_layer():
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(50, 3, 16, generator=gen) * torch.linspace(0.5, 4, 16) + 3
+    head = dm.ProbeHead.for_features(feats, classes=4)
+    flat = feats.reshape(-1, 16).double()
+    assert torch.allclose(head.mean.double(), flat.mean(0), atol=1e-5)
+    assert torch.allclose(head.std.double(), flat.std(0), atol=1e-5)
+    x = feats[:7]                                                 # 7 images, 3 views each
+    by_hand = torch.stack([head.linear((x[:, v] - head.mean) / head.std) for v in range(3)]).mean(0)
+    assert torch.allclose(head(x), by_hand, atol=1e-5)            # (N, V, F): the views' logits averaged
+    folded = head.folded()
+    assert isinstance(folded, torch.nn.Linear)
+    assert torch.allclose(folded(x[:, 0]), head(x[:, 0]), atol=1e-4)    # one view: the same map, unstandardised input
+
+
+def test_the_probe_s_views_are_drawn_apart_from_the_student_s_and_a_mirror_is_a_flip():
+    views = dl.Views(count=4, pad=4)
+    student = dl.make_views(30, views, seed=0)
+    probe = dl.probe_views(30, dl.Head(epochs=1, batch_size=1, lr=1.0, views=4), views, seed=0)
+    assert probe.shape == student.shape and torch.equal(probe[:, 0], student[:, 0])      # view 0: the image
+    assert not torch.equal(probe[:, 1:], student[:, 1:])
+    mirror = dl.mirror_views(5, flip=True)
+    x = torch.arange(5 * 3 * 4 * 4, dtype=torch.uint8).view(5, 3, 4, 4)
+    assert torch.equal(dl.crop_flip(x, mirror[:, 0]), x) and torch.equal(dl.crop_flip(x, mirror[:, 1]), x.flip(-1))
+    assert dl.mirror_views(5, flip=False).shape == (5, 1, 3)

@@ -22,8 +22,9 @@ class Palette:
 
 @dataclass(frozen=True)
 class Run(Schedules):
-    SCHEDULE: ClassVar[dict] = {"monitor": "last"}
-    """One training run's settings (the report's defaults)."""
+    SCHEDULE: ClassVar[dict] = {"monitor": "val_accuracy", "mode": "max"}
+    """One training run's settings (the report's defaults). The kept model is the epoch with the
+    best validation pixel accuracy; the metrics give that epoch's figures and the last one's."""
     filters: int = field(default=32, metadata=bounds(ge=1))       # NF
     kernel: int = field(default=3, metadata=bounds(ge=1, le=15))
     lr: float = field(default=0.001, metadata=bounds(gt=0))
@@ -31,6 +32,7 @@ class Run(Schedules):
     batch_size: int = field(default=100, metadata=bounds(ge=1))
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = field(default=0.0, metadata=bounds(ge=0))
+    schedule: Literal["constant", "cosine"] = "constant"           # the learning rate per optimiser step
 
     def validate(self, key: str) -> None:
         if self.kernel % 2 == 0:

@@ -102,6 +102,38 @@ class ResNetTeacher(nn.Module):
         return [(list(self.backbone.parameters()), backbone_scale), (list(self.head.parameters()), 1.0)]
 
 
+class ProbeHead(nn.Module):
+    """(a)'s linear layer on standardised backbone features: (x − mean) / std, then the layer.
+    An input (N, V, features) holds V views of each image (at test: the image and its mirror)
+    and gives the mean of their logits."""
+
+    def __init__(self, mean: Tensor, std: Tensor, classes: int = 10):
+        super().__init__()
+        self.register_buffer("mean", mean.float().reshape(-1))
+        self.register_buffer("std", std.float().reshape(-1).clamp(min=1e-6))
+        self.linear = nn.Linear(len(self.mean), classes)
+
+    @classmethod
+    def for_features(cls, features: Tensor, classes: int = 10) -> "ProbeHead":
+        """Standardised with the mean and standard deviation of `features` (…, F) over all but the last axis."""
+        flat = features.reshape(-1, features.shape[-1]).double()
+        return cls(flat.mean(0), flat.std(0), classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.linear((x.float() - self.mean) / self.std)
+        return z.mean(1) if z.ndim == 3 else z
+
+    def folded(self) -> nn.Linear:
+        """The same map of one view's features as one plain linear layer (W / std, b − W·mean / std):
+        the teacher's head, so its logits need no standardisation step."""
+        out = nn.Linear(self.linear.in_features, self.linear.out_features).to(self.mean.device)
+        with torch.no_grad():
+            w = self.linear.weight.float() / self.std
+            out.weight.copy_(w)
+            out.bias.copy_(self.linear.bias.float() - w @ self.mean)
+        return out
+
+
 def load_backbone(teacher: ResNetTeacher, path: Path) -> None:
     """Put torchvision's ImageNet weights file into the teacher's backbone (its 1000-class fc is
     dropped; every other tensor must match)."""

@@ -9,11 +9,16 @@ Four runs (see pipeline/distill_models.py for the networks):
 (c) scratch — the same MobileNetV2 and schedule with plain cross-entropy;
 (d) finetune — the whole ResNet-50 trained, its backbone at a lower learning rate.
 
+and (e) student_d — (b)'s recipe and α, τ, taught by the fine-tuned (d) instead of (a).
+
 Augmentation is a random crop (zero padding `pad`, then a 32×32 window) and a horizontal
 flip. The student sees only `views.count` fixed views per training image (view 0 is the image
 itself), drawn once from the seed: the teacher's logits for exactly those views are computed
 once, and the run without a teacher sees the very same views in the same order — the two
-differ in the loss alone.
+differ in the loss alone. The probe (a) trains on the backbone's features of `head.views`
+views per training image (drawn apart from the student's), standardised with the training
+features' mean and standard deviation, and scores an image by the mean of its own and its
+mirror image's logits (`head.flip_test`).
 """
 from __future__ import annotations
 
@@ -63,8 +68,15 @@ class Schedule(Schedules):
 
 
 @dataclass(frozen=True)
+class Head(Schedule):
+    """(a)'s linear layer: its schedule, and the views its features are computed for."""
+    views: int = field(default=4, metadata=bounds(ge=1, le=32))     # per training image; view 0 = the image
+    flip_test: bool = True              # validation and test: the mean of the image's and its mirror's logits
+
+
+@dataclass(frozen=True)
 class Views:
-    count: int = field(default=8, metadata=bounds(ge=1, le=128))   # per training image; view 0 = the image
+    count: int = field(default=24, metadata=bounds(ge=1, le=128))  # per training image; view 0 = the image
     pad: int = field(default=4, metadata=bounds(ge=0, le=16))      # crop offsets in -pad..pad
     flip: bool = True
 
@@ -81,7 +93,11 @@ class Student:
 class Grid:
     alpha: tuple[float, ...] = field(default=(0.1, 0.5, 0.9), metadata=bounds(ge=0, le=1, min_len=1))
     tau: tuple[float, ...] = field(default=(2.0, 4.0, 8.0), metadata=bounds(gt=0, min_len=1))
-    epochs: int = field(default=15, metadata=bounds(ge=1))     # each grid run: the student's schedule, shortened
+    epochs: int = field(default=30, metadata=bounds(ge=1))     # each grid run: the student's schedule, shortened
+    # pairs within `margin` binomial standard errors of the best validation accuracy count as tied;
+    # a tie goes to the larger α (more weight on the labels), then the smaller τ: a short run
+    # favours the pair that learns fastest, which is the one leaning on the teacher most
+    margin: float = field(default=1.0, metadata=bounds(ge=0, le=5))
 
 
 @dataclass(frozen=True)
@@ -95,8 +111,8 @@ class Finetune:
 class DistillConfig:
     data: DistillData = field(default_factory=DistillData)
     teacher: Teacher = field(default_factory=Teacher)
-    head: Schedule = field(default_factory=lambda: Schedule(epochs=30, batch_size=256, lr=1e-3,
-                                                            weight_decay=1e-4, optimizer="adam"))
+    head: Head = field(default_factory=lambda: Head(epochs=30, batch_size=256, lr=1e-3, weight_decay=1e-4,
+                                                    optimizer="adam"))
     views: Views = field(default_factory=Views)
     student: Student = field(default_factory=Student)
     grid: Grid = field(default_factory=Grid)
@@ -120,7 +136,8 @@ class DistillConfig:
             self, data=dataclasses.replace(self.data, val_size=min(self.data.val_size, 64), train_limit=512,
                                            val_limit=256, test_limit=512),
             teacher=dataclasses.replace(self.teacher, resize=min(self.teacher.resize, 64)),
-            head=short(self.head), views=dataclasses.replace(self.views, count=min(self.views.count, 2)),
+            head=dataclasses.replace(short(self.head), views=min(self.head.views, 2)),
+            views=dataclasses.replace(self.views, count=min(self.views.count, 2)),
             student=dataclasses.replace(self.student, train=short(self.student.train)),
             grid=dataclasses.replace(self.grid, epochs=1),
             finetune=dataclasses.replace(self.finetune, train=short(self.finetune.train)))
@@ -150,15 +167,34 @@ def holdout(n: int, val_size: int, seed: int) -> tuple[Tensor, Tensor]:
     return perm[val_size:].sort().values, perm[:val_size].sort().values
 
 
-def make_views(n: int, cfg: Views, seed: int) -> Tensor:
+def make_views(n: int, cfg: Views, seed: int, count: int | None = None, salt: int = 2) -> Tensor:
     """int64 (n, count, 3): (row offset, column offset, flip) of each image's views; view 0 is
-    (0, 0, 0), the image itself. Offsets in -pad..pad, drawn from the seed alone."""
-    gen = torch.Generator().manual_seed(seed + 2)
-    views = torch.stack([torch.randint(-cfg.pad, cfg.pad + 1, (n, cfg.count), generator=gen),
-                         torch.randint(-cfg.pad, cfg.pad + 1, (n, cfg.count), generator=gen),
-                         torch.randint(0, 2 if cfg.flip else 1, (n, cfg.count), generator=gen)], 2)
+    (0, 0, 0), the image itself. Offsets in -pad..pad, drawn from the seed (and `salt`: the
+    student's views and the probe's are drawn apart) alone; `count` defaults to cfg.count."""
+    count = cfg.count if count is None else count
+    gen = torch.Generator().manual_seed(seed + salt)
+    views = torch.stack([torch.randint(-cfg.pad, cfg.pad + 1, (n, count), generator=gen),
+                         torch.randint(-cfg.pad, cfg.pad + 1, (n, count), generator=gen),
+                         torch.randint(0, 2 if cfg.flip else 1, (n, count), generator=gen)], 2)
     views[:, 0] = 0
     return views
+
+
+PROBE_SALT = 5
+
+
+def probe_views(n: int, head: Head, views: Views, seed: int) -> Tensor:
+    """The views (a)'s training features are computed for: `head.views` per image, the
+    student's pad and flip, drawn apart from the student's views."""
+    return make_views(n, views, seed, head.views, PROBE_SALT)
+
+
+def mirror_views(n: int, flip: bool) -> Tensor:
+    """(n, 1 or 2, 3): the image itself and, with `flip`, its mirror image (test-time averaging)."""
+    out = torch.zeros(n, 2 if flip else 1, 3, dtype=torch.long)
+    if flip:
+        out[:, 1, 2] = 1
+    return out
 
 
 def crop_flip(x: Tensor, views: Tensor) -> Tensor:
@@ -221,9 +257,17 @@ def student_data(images: dict, views: Tensor, saved_logits: dict | None, source:
             "labels": ty, "views": views, "logits": logits, "classes": images["classes"]}
 
 
+def standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error of an accuracy measured on n images."""
+    return (max(accuracy * (1 - accuracy), 0.0) / max(n, 1)) ** 0.5
+
+
 def best_pair(rows: list[dict], grid: Grid, source: str = "the grid's metrics") -> tuple[float, float, list[dict]]:
-    """The grid's best (α, τ) by validation accuracy — the first of equals, in params order — from
-    the grid runs' metric rows (rows of pairs no longer in the grid are ignored), and every pair's row."""
+    """The grid's (α, τ) from the grid runs' metric rows (rows of pairs no longer in the grid are
+    ignored) by validation accuracy: of the pairs within `grid.margin` standard errors of the best
+    (the band noise alone could explain, on `val_samples` images), the largest α, then the smallest
+    τ. Returns the pair and every pair's row, in params order, each with `tied` (inside the band)
+    and `chosen` set."""
     from pipeline.core.errors import DataError
 
     found = {(float(r["alpha"]), float(r["tau"])): r for r in rows}
@@ -233,6 +277,13 @@ def best_pair(rows: list[dict], grid: Grid, source: str = "the grid's metrics") 
             if (a, t) not in found:
                 raise DataError(f"{source}: no grid run for α={a:g} τ={t:g}; run `dvc repro distill_grid` first "
                                 "(the grid picks α and τ)")
-            ordered.append(found[(a, t)])
-    best = max(ordered, key=lambda r: r["val_accuracy"])
-    return best["alpha"], best["tau"], ordered
+            ordered.append(dict(found[(a, t)]))
+    top = max(ordered, key=lambda r: r["val_accuracy"])
+    n = int(top.get("val_samples") or 0)          # rows of older runs lack it: no band, plain arg-max
+    band = grid.margin * standard_error(top["val_accuracy"], n) if n else 0.0
+    for r in ordered:
+        r["tied"] = r["val_accuracy"] >= top["val_accuracy"] - band - 1e-12
+    chosen = max((r for r in ordered if r["tied"]), key=lambda r: (float(r["alpha"]), -float(r["tau"])))
+    for r in ordered:
+        r["chosen"] = r is chosen
+    return chosen["alpha"], chosen["tau"], ordered

@@ -20,4 +20,6 @@ CLAIMS = [
     {"item": "(c) MobileNetV2 without a teacher: test accuracy", "ours": f"{_M}/scratch.json:test_accuracy", **_PCT},
     {"item": "(d) ResNet-50 fine-tuned whole: test accuracy", "ours": f"{_M}/finetune.json:test_accuracy", **_PCT,
      "baseline": f"{_M}/teacher.json:test_accuracy", "baseline_label": "the last-layer teacher"},
+    {"item": "(e) MobileNetV2 distilled from (d): test accuracy", "ours": f"{_M}/student_d.json:test_accuracy", **_PCT,
+     "baseline": f"{_M}/student.json:test_accuracy", "baseline_label": "the student of the last-layer teacher (b)"},
 ]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from pipeline.core.distributed import rank_seed
 from pipeline.core.engine import FitResult, fit
 from pipeline.core.split import Split
-from pipeline.distill.models import MobileNetStudent, ResNetTeacher, channel_statistics
+from pipeline.distill.models import MobileNetStudent, ProbeHead, ResNetTeacher, channel_statistics
 from pipeline.distill.recipe import Schedule, Views, crop_flip, distillation_loss, random_views
 
 
@@ -90,11 +90,15 @@ def train_student(data: dict, views: Tensor, logits: Tensor | None, alpha: float
 
 
 def train_head(features: dict[str, Split], schedule: Schedule, *, seed: int, classes: int = 10, on_epoch=None,
-               ) -> tuple[nn.Linear, FitResult]:
-    """The teacher's linear layer on frozen backbone features (float, (N, 2048))."""
+               ) -> tuple[ProbeHead, FitResult]:
+    """The teacher's linear layer on frozen backbone features: training features (N, views, F),
+    every view a sample of its image's label, standardised with their own statistics;
+    validation and test features (N, V, F) scored by the mean of their V views' logits."""
     torch.manual_seed(seed)
-    head = nn.Linear(features["train"].inputs.shape[1], classes).to(features["train"].inputs.device)
-    out = fit(head, features["train"], features["val"], F.cross_entropy, schedule.train_config(), seed=seed,
+    x, y = features["train"].inputs, features["train"].targets
+    head = ProbeHead.for_features(x, classes).to(x.device)
+    flat = Split(x.reshape(-1, x.shape[-1]), y.repeat_interleave(x.shape[1]))
+    out = fit(head, flat, features["val"], F.cross_entropy, schedule.train_config(), seed=seed,
               metrics=accuracy, on_epoch=on_epoch, watch={"test": features["test"]})
     head.load_state_dict(out.best_state)
     return head, out
