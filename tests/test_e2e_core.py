@@ -1,14 +1,13 @@
-"""End to end, part 1: the real `dvc repro`, `dvc exp run` and `dvc queue start` on a copy of this
-repo for the experiments that need no download (superres on scikit-image's photographs,
+"""End to end, part 1: the real `dvc repro` and `dvc exp run` on a copy of this repo for the experiments that need no download (superres on scikit-image's photographs,
 separable, theory), at `scale: smoke` (three 32 px images, two epochs), with its own SQLite MLflow
-store at its root. Part 2 (downloaded datasets) is test_e2e_data.py; helpers in tests/e2e.py.
+store at its root. Part 2 (downloaded datasets) is test_e2e_data.py; queued experiments landing
+in the repository's store: test_e2e_tracking_server.py (its sqlite case); helpers in tests/e2e.py.
 """
 from __future__ import annotations
 
 import json
 import math
 import sys
-import time
 
 import pytest
 import yaml
@@ -244,20 +243,3 @@ def test_changing_one_param_reruns_only_what_it_reaches(repo, first_repro):
     _, runs = mlflow_runs(repo, "superres")
     tagged = [r for r in runs if r.data.tags.get("dvc.exp_name")]
     assert {r.info.run_name for r in tagged} == {"superres_train@literal", "superres_evaluate"}
-
-
-def test_a_queued_experiment_lands_its_runs_in_the_repository_store(repo, first_repro):
-    out = dvc(repo, "exp", "run", "--queue", *TARGETS, "-S", "superres.variants.subpixel4x.hidden=[16]")
-    name = out.split("Queued experiment '")[1].split("'")[0]
-    dvc(repo, "queue", "start")
-    deadline = time.time() + 420
-    while time.time() < deadline:
-        status = dvc(repo, "queue", "status")
-        if name in status and not any(s in status for s in ("Queued", "Running")):
-            break
-        time.sleep(3)
-    assert "Success" in status, status
-    _, runs = mlflow_runs(repo, "superres")
-    landed = {r.info.run_name for r in runs if r.data.tags.get("dvc.exp_name") == name}
-    assert landed == {"superres_train@subpixel4x", "superres_evaluate"}
-    assert not list((repo / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))

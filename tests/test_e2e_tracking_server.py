@@ -179,7 +179,8 @@ def _queued_sweep(repo: Path, extra: dict[str, str]) -> dict:
         time.sleep(2)
     client = _client(extra.get("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}"))
     runs = client.search_runs([client.get_experiment_by_name("separable").experiment_id], max_results=100)
-    return {"names": names, "status": status, "runs": runs, "sqlite_store": (repo / "mlflow.db").exists()}
+    return {"names": names, "status": status, "runs": runs, "sqlite_store": (repo / "mlflow.db").exists(),
+            "workspace_stores": list((repo / ".dvc" / "tmp" / "exps").rglob("mlflow.db"))}
 
 
 @pytest.fixture(scope="module")
@@ -210,5 +211,6 @@ def test_every_queued_experiment_lands_exactly_one_finished_run(sweeps, store):
     assert list(landed.values()) == [1] * len(names) and len(tagged) == len(names), landed     # none lost, none twice
     assert all(r.info.status == "FINISHED" and r.info.run_name == "separable_train" for r in tagged)
     assert sorted(r.data.params["train.lr"] for r in tagged) == sorted(RATES)    # each its own parameters
-    # the server's copy wrote no SQLite store: its workers had the server's address
-    assert sweeps[store]["sqlite_store"] == (store == "sqlite")
+    # the server's copy wrote no SQLite store: its workers had the server's address; and no worker
+    # made a store of its own in its temporary workspace: every run is in the repository's
+    assert sweeps[store]["sqlite_store"] == (store == "sqlite") and sweeps[store]["workspace_stores"] == []
