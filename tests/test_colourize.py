@@ -85,6 +85,28 @@ def test_every_model_keeps_the_image_size_and_has_the_formulas_parameter_count(m
         assert sizes["middle"] == (4 * nf, 8, 8) and sizes["dec1"] == (nf, 32, 32)
 
 
+def _residual_parameters(nf: int, k: int, blocks: int, levels: int, c: int = 24) -> int:
+    """By hand: stem; per level `blocks` blocks, a strided conv (no bias) + BN; `blocks` + 1 blocks
+    at the bottom; per level back up a conv (bias) + BN and `blocks` blocks; the 1×1 conv."""
+    res = lambda ch: 2 * (k * k * ch * ch + 2 * ch)  # noqa: E731
+    total = _conv(1, nf, k) + 2 * nf + (blocks + 1) * res(nf * 2 ** levels) + _conv(nf, c, 1)
+    for i in range(levels):
+        ch = nf * 2 ** i
+        total += 2 * blocks * res(ch) + _conv(ch, 2 * ch, k, False) + 2 * 2 * ch + _conv(2 * ch, ch, k) + 2 * ch
+    return total
+
+
+@pytest.mark.parametrize("blocks,levels", [(1, 2), (2, 2), (2, 1), (3, 0)])
+def test_the_residual_net_s_depth_and_levels_give_the_formula_s_size_and_keep_32_by_32(blocks, levels):
+    net = col.build("residual", col.Run(filters=8, blocks=blocks, levels=levels))
+    assert net(torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)).shape == (2, 24, 32, 32)
+    assert sum(p.numel() for p in net.parameters()) == _residual_parameters(8, 3, blocks, levels)
+    sizes = {r["layer"]: r["output"] for r in col.feature_map_sizes(net)}
+    assert sizes["middle"] == (8 * 2 ** levels, 32 // 2 ** levels, 32 // 2 ** levels)
+    assert len(net.middle) == blocks + 1 and all(len(getattr(net, f"dec{i}")) == blocks for i in range(1, levels + 1))
+    assert _residual_parameters(32, 3, 1, 2) == 962_104            # the first design's size
+
+
 def test_the_input_is_the_mean_of_rgb_and_the_unet_sees_it_at_the_end():
     x = torch.tensor([[[[0]], [[30]], [[255]]]], dtype=torch.uint8)
     assert float(col.grey(x)) == pytest.approx(95 / 255)

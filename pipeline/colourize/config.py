@@ -33,6 +33,8 @@ class Run(Schedules):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = field(default=0.0, metadata=bounds(ge=0))
     schedule: Literal["constant", "cosine"] = "constant"           # the learning rate per optimiser step
+    blocks: int = field(default=1, metadata=bounds(ge=1, le=8))     # residual net only: blocks per level
+    levels: int = field(default=2, metadata=bounds(ge=0, le=3))     # residual net only: halvings of 32×32
 
     def validate(self, key: str) -> None:
         if self.kernel % 2 == 0:
@@ -53,7 +55,7 @@ class ColourizeConfig:
     palette: Palette = field(default_factory=Palette)
     cnn: Run = field(default_factory=Run)
     unet: Run = field(default_factory=Run)
-    residual: Run = field(default_factory=lambda: Run(epochs=25))
+    residual: Run = field(default_factory=lambda: Run(epochs=25, schedule="cosine", blocks=2))
     sweep_cnn: Sweep = field(default_factory=Sweep)
     sweep_unet: Sweep = field(default_factory=lambda: Sweep(lr=(10.0, 1.0, 0.1, 0.01, 0.001, 0.0001)))
     show: int = field(default=8, metadata=bounds(ge=1, le=64))     # validation horses drawn colourised

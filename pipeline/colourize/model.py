@@ -14,8 +14,9 @@ grey inside:
 - `unet` — the same with skip connections by concatenation: the first up block also sees the
   second down block's output, the second up block the first's, the final conv the grey input.
 - `residual` — our design: a stem, then residual blocks (two k×k conv-BN-ReLU with an identity
-  shortcut) at 32×32, 16×16 and 8×8 with strided convs between, and back up by upsampling, each
-  decoder level adding the encoder's map of its size (a residual skip), then the colour logits.
+  shortcut) at 32×32, 16×16 and 8×8 (`levels` 2; 0: all at 32×32) with strided convs between,
+  `blocks` per level, and back up by upsampling, each decoder level adding the encoder's map of
+  its size (a residual skip), then the colour logits.
 """
 from __future__ import annotations
 
@@ -147,35 +148,47 @@ class ResBlock(nn.Module):
 
 
 class ResidualNet(nn.Module):
-    def __init__(self, filters: int, kernel: int, colours: int = 24):
+    """A stem, then `levels` encoder levels (`blocks` residual blocks, then a strided conv that
+    halves the size and doubles the width), `blocks` + 1 blocks at the bottom (`middle`), and back
+    up: each decoder level upsamples to its encoder's size and width, adds the encoder's map (a
+    residual skip) and runs `blocks` blocks; a 1×1 conv gives the colour logits. `levels` 0 keeps
+    every block at the full 32×32. Children in order: stem, enc1, down1, …, middle, up<L>,
+    dec<L>, …, up1, dec1, final."""
+
+    def __init__(self, filters: int, kernel: int, colours: int = 24, blocks: int = 1, levels: int = 2):
         super().__init__()
         nf, k = filters, kernel
+        self.levels = levels
         self.stem = Middle(1, nf, k)
-        self.enc1 = ResBlock(nf, k)
-        self.down1 = nn.Sequential(nn.Conv2d(nf, 2 * nf, k, stride=2, padding=k // 2, bias=False),
-                                   nn.BatchNorm2d(2 * nf), nn.ReLU())
-        self.enc2 = ResBlock(2 * nf, k)
-        self.down2 = nn.Sequential(nn.Conv2d(2 * nf, 4 * nf, k, stride=2, padding=k // 2, bias=False),
-                                   nn.BatchNorm2d(4 * nf), nn.ReLU())
-        self.middle = nn.Sequential(ResBlock(4 * nf, k), ResBlock(4 * nf, k))
-        self.up2 = Up(4 * nf, 2 * nf, k)
-        self.dec2 = ResBlock(2 * nf, k)
-        self.up1 = Up(2 * nf, nf, k)
-        self.dec1 = ResBlock(nf, k)
+        for i in range(levels):
+            c = nf * 2 ** i
+            setattr(self, f"enc{i + 1}", nn.Sequential(*[ResBlock(c, k) for _ in range(blocks)]))
+            setattr(self, f"down{i + 1}", nn.Sequential(nn.Conv2d(c, 2 * c, k, stride=2, padding=k // 2, bias=False),
+                                                        nn.BatchNorm2d(2 * c), nn.ReLU()))
+        self.middle = nn.Sequential(*[ResBlock(nf * 2 ** levels, k) for _ in range(blocks + 1)])
+        for i in reversed(range(levels)):
+            c = nf * 2 ** i
+            setattr(self, f"up{i + 1}", Up(2 * c, c, k))
+            setattr(self, f"dec{i + 1}", nn.Sequential(*[ResBlock(c, k) for _ in range(blocks)]))
         self.final = _conv(nf, colours, 1)
 
     def forward(self, images: Tensor) -> Tensor:
-        x = grey(images)
-        e1 = self.enc1(self.stem(x))
-        e2 = self.enc2(self.down1(e1))
-        m = self.middle(self.down2(e2))
-        d2 = self.dec2(self.up2(m) + e2)
-        d1 = self.dec1(self.up1(d2) + e1)
-        return self.final(d1)
+        h = self.stem(grey(images))
+        skips = []
+        for i in range(1, self.levels + 1):
+            h = getattr(self, f"enc{i}")(h)
+            skips.append(h)
+            h = getattr(self, f"down{i}")(h)
+        h = self.middle(h)
+        for i in range(self.levels, 0, -1):
+            h = getattr(self, f"dec{i}")(getattr(self, f"up{i}")(h) + skips[i - 1])
+        return self.final(h)
 
 
 def build(model: str, run: Run, colours: int = 24) -> nn.Module:
-    cls = {"cnn": PoolUpsampleNet, "unet": UNet, "residual": ResidualNet}[model]
+    if model == "residual":
+        return ResidualNet(run.filters, run.kernel, colours, run.blocks, run.levels)
+    cls = {"cnn": PoolUpsampleNet, "unet": UNet}[model]
     return cls(run.filters, run.kernel, colours)
 
 
