@@ -55,7 +55,6 @@ def sweep(model: str, key: str, value: str) -> None:
 
 def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
     from pipeline.colourize import model as col
-    from pipeline.colourize.figures import colourised
     from pipeline.colourize.train import train_run
     from pipeline.core.engine import parameter_count
     from pipeline.core.params import flatten, to_dict
@@ -91,6 +90,7 @@ def _run(st, model_name: str, run, label: str, sweep: str | None) -> None:
         st.write_json(metrics, metrics_path)
         tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         if not sweep:       # a sweep point's curves go to MLflow only
+            from pipeline.colourize.figures import colourised      # matplotlib: 0.5 s a sweep point need not pay
             st.write_csv(out.history, PLOTS / f"{label}.csv")
             st.save({"state_dict": out.best_state, "model": model_name, "run": to_dict(run), "palette": colours,
                      "epoch": out.best_epoch}, MODELS / f"{model_name}.pt")

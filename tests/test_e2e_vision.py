@@ -158,7 +158,11 @@ def test_a_change_reaches_the_stages_that_read_it(repo, first_repro):
 
 
 def test_colourize_palette_targets_headline_runs_and_sweeps(repo, first_repro, cifar_server):
+    import yaml
+
     from pipeline.colourize import model as col
+    from pipeline.colourize.config import ColourizeConfig
+    from pipeline.core.params import parse
 
     horses = torch.load(repo / "data/features/colourize/horses.pt")
     labels = torch.from_numpy(cifar_server.labels)
@@ -168,7 +172,8 @@ def test_colourize_palette_targets_headline_runs_and_sweeps(repo, first_repro, c
     assert torch.equal(horses["val_y"], col.nearest_colour(horses["val_x"], horses["palette"]))
     for model in col.MODELS:
         m = json.loads((repo / f"metrics/colourize/{model}.json").read_text())
-        assert m["parameters"] == sum(p.numel() for p in col.build(model, col.Run()).parameters())
+        run = parse(ColourizeConfig, yaml.safe_load((repo / "params.yaml").read_text())["colourize"], key="colourize")
+        assert m["parameters"] == sum(p.numel() for p in col.build(model, run.run(model)).parameters())
         assert 0 <= m["val_accuracy"] <= 1 and m["train_seconds"] > 0 and m["epochs"] == 2
         curve = [float(line.split(",")[header.index("val_accuracy")]) for header in
                  [(repo / f"plots/colourize/{model}.csv").read_text().splitlines()[0].split(",")]
