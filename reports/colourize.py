@@ -103,7 +103,8 @@ for m in MODELS:
 for m in MODELS:
     run = parse(col.Run, runs[m], key=m) if m in runs else col.Run()
     rows = col.feature_map_sizes(col.build(m, run))
-    display(Markdown(f"**{MODELS[m]}** (NF {run.filters}, kernel {run.kernel})"))
+    shape = f", {run.blocks} blocks per level, {run.levels} levels down" if m == "residual" else ""
+    display(Markdown(f"**{MODELS[m]}** (NF {run.filters}, kernel {run.kernel}{shape})"))
     display(pd.DataFrame([{"block": r["layer"], "output (C, H, W)": str(r["output"]), "parameters": r["parameters"]}
                           for r in rows]).set_index("block"))
 
