@@ -10,7 +10,6 @@ run every stage of dvc.yaml.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -82,8 +81,13 @@ def dvc(repo: Path, *args: str, timeout: int = 900, extra_env: dict[str, str] | 
 
 
 def stale(repo: Path, *targets: str) -> set[str]:
-    """The stages `dvc status` finds out of date: `targets` and every stage they need."""
-    return set(json.loads(dvc(repo, "status", "--json", "--with-deps", *targets).strip().splitlines()[-1] or "{}"))
+    """The stages `dvc status --with-deps` finds out of date: `targets` and every stage they need.
+    DVC's own status, called in this process as `dvc status` calls it (under the repository lock):
+    the same answer without a new interpreter importing dvc for every question (~1.5 s each)."""
+    from dvc.repo import Repo, lock_repo
+
+    with Repo(str(repo)) as dvc_repo, lock_repo(dvc_repo):
+        return set(dvc_repo.status(targets=list(targets), with_deps=True))
 
 
 def ran(output: str) -> set[str]:
