@@ -84,9 +84,11 @@ def stale(repo: Path, *targets: str) -> set[str]:
     """The stages `dvc status --with-deps` finds out of date: `targets` and every stage they need.
     DVC's own status, called in this process as `dvc status` calls it (under the repository lock):
     the same answer without a new interpreter importing dvc for every question (~1.5 s each)."""
+    from contextlib import chdir
+
     from dvc.repo import Repo, lock_repo
 
-    with Repo(str(repo)) as dvc_repo, lock_repo(dvc_repo):
+    with chdir(repo), Repo(str(repo)) as dvc_repo, lock_repo(dvc_repo):      # targets resolve from the cwd
         return set(dvc_repo.status(targets=list(targets), with_deps=True))
 
 
