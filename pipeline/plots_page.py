@@ -15,40 +15,41 @@ a blank page offline; `make doctor` says so.
 from __future__ import annotations
 
 import argparse
-import re
+import configparser
 import subprocess
 import sys
 from pathlib import Path
+from string import Template
 
 PAGE = Path(".dvc/plots_page.html")       # ignored (.dvc/.gitignore): generated per environment
 SETTING = "plots.html_template"           # relative to .dvc/, as DVC resolves it
 VEGA_LITE_MAJOR = "5"                     # the $schema of .dvc/plots/*.json and DVC's own templates
 
-TEMPLATE = """<!DOCTYPE html>
+TEMPLATE = Template("""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 {refresh_tag}
 <title>dvc plots</title>
 <style>
-  body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1a202c; }}
-  h1 {{ font-size: 20px; margin: 0 0 4px; }}
-  p.note {{ color: #4a5568; font-size: 13px; margin: 0 0 16px; }}
-  body > div {{ margin: 0 0 28px; }}
-  table {{ border-spacing: 15px; }}
+  body { font-family: system-ui, sans-serif; margin: 24px; color: #1a202c; }
+  h1 { font-size: 20px; margin: 0 0 4px; }
+  p.note { color: #4a5568; font-size: 13px; margin: 0 0 16px; }
+  body > div { margin: 0 0 28px; }
+  table { border-spacing: 15px; }
 </style>
-<!-- Vega {vega}, Vega-Lite {vega_lite}, Vega-Embed {embed}: vl-convert-python {vlc}'s bundle, inlined -->
+<!-- Vega $vega, Vega-Lite $vega_lite, Vega-Embed $embed: vl-convert-python $vlc's bundle, inlined -->
 <script>
-{bundle}
+$bundle
 </script>
 </head>
 <body>
 <h1>dvc plots</h1>
 <p class="note">Drawn from this page alone (no network); regenerate with <code>python -m pipeline.plots_page</code>.</p>
-{{plot_divs}}
+{plot_divs}
 </body>
 </html>
-"""
+""")      # $names are filled here; DVC fills {refresh_tag} and {plot_divs}
 
 
 def vega_lite_version(available: list[str], major: str = VEGA_LITE_MAJOR) -> str:
@@ -72,10 +73,8 @@ def page() -> str:
     clash = [p for p in ("{plot_divs}", "{scripts}", "{refresh_tag}") if p in bundle]
     if clash:                                            # DVC would fill them inside the bundle too
         raise RuntimeError(f"vl-convert-python's bundle contains DVC's placeholder {clash[0]}; pin another version")
-    filled = TEMPLATE.replace("{bundle}", "\0")          # the bundle's braces are not format fields
-    filled = filled.format(refresh_tag="{refresh_tag}", vega=vlc.get_vega_version(), vega_lite=vl,
-                           embed=vlc.get_vega_embed_version(), vlc=version("vl-convert-python"))
-    return filled.replace("\0", bundle)
+    return TEMPLATE.substitute(bundle=bundle, vega=vlc.get_vega_version(), vega_lite=vl,
+                               embed=vlc.get_vega_embed_version(), vlc=version("vl-convert-python"))
 
 
 def install(repo: Path) -> Path:
@@ -96,9 +95,9 @@ def install(repo: Path) -> Path:
 
 def installed(repo: Path) -> str:
     """'' when `dvc plots show` in `repo` will use this page, else why not (for the doctor)."""
-    local = repo / ".dvc" / "config.local"
-    text = local.read_text() if local.is_file() else ""
-    if not re.search(r"^\s*html_template\s*=\s*" + re.escape(PAGE.name) + r"\s*$", text, re.M):
+    config = configparser.ConfigParser(interpolation=None, strict=False)      # as the doctor reads DVC's config
+    config.read(repo / ".dvc" / "config.local")
+    if config.get("plots", "html_template", fallback="").strip() != PAGE.name:
         return f"{SETTING} is not set in .dvc/config.local: `dvc plots show` loads Vega from a CDN (blank offline)"
     if not (repo / PAGE).is_file():
         return f"{PAGE} is missing: `dvc plots show` would fail"

@@ -131,9 +131,13 @@ if design_file.exists():
                            "best %": round(100 * r["val_accuracy_best"], 2), "best epoch": r["best_epoch"],
                            "CPU s": r["seconds"]} for r in design["rows"]]).set_index("design"))
     mine = parse(col.Run, runs["residual"], key="residual") if "residual" in runs else col.Run()
+    shape = ("filters", "kernel", "blocks", "levels", "schedule")      # a row names only what it changed
+
+    def design_run(r: dict) -> col.Run:
+        return col.Run(**{k: r[k] for k in shape if k in r})
+
     match = [r for r in design["rows"] if r["model"] == "residual"
-             and (r.get("filters", 32), r.get("blocks", 1), r.get("levels", 2), r.get("schedule", "constant"))
-             == (mine.filters, mine.blocks, mine.levels, mine.schedule)]
+             and all(getattr(design_run(r), k) == getattr(mine, k) for k in shape)]
     res = [r for r in design["rows"] if r["model"] == "residual"]
     bars = [r for r in design["rows"] if r["model"] != "residual"]
     top = max(res, key=lambda r: r["val_accuracy_best"])

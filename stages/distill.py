@@ -188,16 +188,12 @@ def logits() -> None:
 
 def logits_d() -> None:
     """The fine-tuned ResNet-50 (d)'s logits for every stored view: the soft targets of student (e)."""
-    import torch
-
     from pipeline.distill.models import teacher_net
 
     st = begin("distill_logits_d", "distill", DistillConfig)
     saved = load_tensors(MODELS / "finetune.pt")
-    net = teacher_net(saved["resize"], None, st.device, frozen=True)
-    net.load_state_dict({k: v.to(st.device) for k, v in saved["state_dict"].items()})
-    if st.device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
+    net = teacher_net(saved["resize"], None, st.device, frozen=True)     # on the device, channels_last on CUDA
+    net.load_state_dict(saved["state_dict"])                            # copied into those tensors as they are
     _view_logits(st, net, LOGITS_D, "the fine-tuned teacher (d)")
 
 
