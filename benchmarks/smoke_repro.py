@@ -3,26 +3,37 @@ repository, its datasets the tests' format-faithful fixture files served from 12
 `--scale full`, full scale of what needs no download (superres, separable, theory; batch_size and
 autoencoder on Fashion-MNIST with --fashion-mnist). `make gpu-check`, step 6.
 
-    python -m benchmarks.smoke_repro [--device cuda] [--scale full|smoke] [--fashion-mnist DIR] [--json PATH]
+    python -m benchmarks.smoke_repro [--device cuda] [--scale full|smoke] [--fashion-mnist DIR]
+                                     [--jobs N] [--seconds S] --json PATH
 
-At `--scale smoke` (checking this script on a CPU) only separable and theory run, at scale smoke.
+Each experiment's report is one run in a repository copy of its own, `--jobs` runs side by side
+(half the cores, at most 8; each run's torch gets its share of the cores): one after another, the
+smoke runs of every stage took longer than a 540 s check leaves them on an H200 (stopped after
+223 s, 2026-12-04). After `--seconds` every run still going is stopped and said to be; the JSON is
+rewritten after every run, so a run stopped from outside keeps what had finished.
+
+At `--scale smoke` (checking this script on a CPU) only separable and theory run, at scale smoke,
+in one copy.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
+import signal
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import yaml
 
 from pipeline.data.download import CHECKSUMS_ENV
 from pipeline.data.mnist import FILES
 from tests.conftest import LoopbackServer
-from tests.e2e import REPORTS, copy_repo, dvc, ran
+from tests.e2e import REPO_ENV, REPORTS, copy_repo, env, ran
 from tests.fixtures import (cifar_images, digit_images, fer_faces, write_cifar_archive, write_emnist_zip,
                             write_fer_csv, write_mnist_files)
 
@@ -56,14 +67,51 @@ def smoke_edit(url: str, fer_sha: str, device: str):
     return edit
 
 
-def repro(repo: Path, targets: tuple[str, ...], env: dict) -> dict:
+def plan(scale: str, fashion_mnist: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(run name, "smoke" or "full", targets): each run in a repository copy of its own, so that runs
+    go side by side; the longest first (full scale, then the smoke chains with the most stages)."""
+    if scale == "smoke":                        # a CPU check of this script: one copy, two experiments
+        return [("smoke", "smoke", ("separable_report", "theory_report"))]
+    full = REPORTS["core"] + (("batch_size_report", "autoencoder_report") if fashion_mnist else ())
+    smoke = ("distill_report", "colourize_report", "autoencoder_report", "batch_size_report", "emnist_report",
+             "superres_report", "fer_report", "separable_report", "theory_report")
+    assert sorted(smoke) == sorted(t for ts in REPORTS.values() for t in ts), "a report is missing from the plan"
+    return [(f"full {t.removesuffix('_report')}", "full", (t,)) for t in full] + \
+           [(f"smoke {t.removesuffix('_report')}", "smoke", (t,)) for t in smoke]
+
+
+def repro(repo: Path, targets: tuple[str, ...], deadline: float, threads: int) -> dict:
+    """The real `dvc repro` of `targets` in `repo`; at `deadline` (time.monotonic) it is stopped with
+    its stages (its own process group), and the result says so."""
     t0 = time.monotonic()
+    extra = {**REPO_ENV.get(repo, {}), "OMP_NUM_THREADS": str(threads)}
+    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", *targets], cwd=repo, env=env(extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        out = dvc(repo, "repro", *targets, timeout=3600, extra_env=env)
-        return {"stages": sorted(ran(out)), "seconds": round(time.monotonic() - t0, 1), "failed": 0}
-    except AssertionError as exc:
-        return {"stages": [], "seconds": round(time.monotonic() - t0, 1), "failed": 1,
-                "reason": str(exc).strip().splitlines()[-1][:300]}
+        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)         # dvc and the stage it runs
+        except ProcessLookupError:
+            pass
+        try:
+            out, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            out = ""
+        return {"stages": sorted(ran(out or "")), "seconds": round(time.monotonic() - t0, 1), "failed": 1,
+                "reason": "stopped: the time budget ran out"}
+    seconds = round(time.monotonic() - t0, 1)
+    if proc.returncode != 0:
+        lines = [ln for ln in out.strip().splitlines() if ln.strip()]
+        return {"stages": sorted(ran(out)), "seconds": seconds, "failed": 1,
+                "reason": (lines[-1] if lines else f"exit {proc.returncode}")[:300]}
+    return {"stages": sorted(ran(out)), "seconds": seconds, "failed": 0}
+
+
+def write(result: dict, path: Path) -> None:
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(json.dumps(result, indent=2) + "\n")
+    part.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,35 +119,54 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--scale", choices=("full", "smoke"), default="full")
     ap.add_argument("--fashion-mnist", default="")
+    ap.add_argument("--jobs", type=int, default=0, help="runs side by side (default: half the cores, at most 8)")
+    ap.add_argument("--seconds", type=float, default=3600.0, help="stop every run still going after this long")
     ap.add_argument("--json", required=True)
     a = ap.parse_args(argv)
-    result: dict = {"runs": {}}
+    deadline = time.monotonic() + a.seconds
+    runs = plan(a.scale, a.fashion_mnist)
+    jobs = a.jobs or max(1, min(8, len(runs), (os.cpu_count() or 2) // 2))
+    threads = max(1, (os.cpu_count() or 2) // jobs)
+    result: dict = {"jobs": jobs, "runs": {name: {"status": "pending", "targets": list(t)} for name, _, t in runs},
+                    "failed": 0}
+    out, lock = Path(a.json), threading.Lock()
     with tempfile.TemporaryDirectory(prefix="smoke-repro-") as folder:
         root = Path(folder)
         (root / "www").mkdir()
         server, table, fer_sha = serve_fixtures(root / "www")
+        smoke_env = {CHECKSUMS_ENV: str(table)}
+
+        def full(params: dict) -> None:
+            params.update(scale="full", device=a.device)
+            if a.fashion_mnist:
+                params["mnist"].update(dataset="fashion_mnist", source=a.fashion_mnist)
+
+        def one(number: int, name: str, kind: str, targets: tuple[str, ...]) -> None:
+            if time.monotonic() >= deadline:
+                r = {"stages": [], "seconds": 0.0, "failed": 1, "reason": "not started: the time budget ran out"}
+            else:
+                copy = root / f"run{number}"
+                repo = copy_repo(copy, smoke_edit(server.url, fer_sha, a.device), smoke_env) if kind == "smoke" \
+                    else copy_repo(copy, full)
+                r = repro(repo, targets, deadline, threads)
+                if kind == "full" and not r["failed"]:
+                    r["metrics"] = {str(p.relative_to(repo)): json.loads(p.read_text())
+                                    for p in (repo / "metrics").rglob("*.json")}
+            with lock:
+                status = "ok" if not r["failed"] else "stopped" if "time budget" in r["reason"] else "failed"
+                result["runs"][name] = {"status": status, "targets": list(targets), **r}
+                result["failed"] = sum(1 for v in result["runs"].values() if v["status"] != "ok")
+                write(result, out)               # after every run: a stopped step keeps what had finished
+            print(f"{name}: {len(r['stages'])} stages in {r['seconds']:.0f} s" +
+                  (f", failed: {r['reason']}" if r["failed"] else ""), flush=True)
+
+        write(result, out)
         try:
-            env = {CHECKSUMS_ENV: str(table)}
-            smoke = copy_repo(root / "smoke", smoke_edit(server.url, fer_sha, a.device), env)
-            targets = ("separable_report", "theory_report") if a.scale == "smoke" else tuple(t for ts in REPORTS.values() for t in ts)
-            result["runs"]["smoke"] = repro(smoke, targets, env)
+            with ThreadPoolExecutor(jobs) as pool:
+                for future in [pool.submit(one, i, *run) for i, run in enumerate(runs)]:
+                    future.result()
         finally:
             server.close()
-        if a.scale == "full":
-            def full(params: dict) -> None:
-                params.update(scale="full", device=a.device)
-                if a.fashion_mnist:
-                    params["mnist"].update(dataset="fashion_mnist", source=a.fashion_mnist)
-            repo = copy_repo(root / "full", full)
-            targets = REPORTS["core"] + (("batch_size_report", "autoencoder_report") if a.fashion_mnist else ())
-            result["runs"]["full"] = repro(repo, targets, {})
-            if result["runs"]["full"]["failed"] == 0:
-                metrics = {str(p.relative_to(repo)): json.loads(p.read_text()) for p in (repo / "metrics").rglob("*.json")}
-                result["runs"]["full"]["metrics"] = metrics
-    result["failed"] = sum(r["failed"] for r in result["runs"].values())
-    Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
-    for name, r in result["runs"].items():
-        print(f"{name}: {len(r['stages'])} stages in {r['seconds']:.0f} s" + (f", failed: {r['reason']}" if r["failed"] else ""))
     return 1 if result["failed"] else 0
 
 

@@ -115,3 +115,39 @@ def test_a_gpu_torch_cannot_use_stops_the_check_at_the_doctor(tmp_path):
     assert steps[0]["status"] == "failed" and steps[0]["reason"].startswith("Tesla T4 (driver 535.104.05) is here")
     assert [s["status"] for s in steps[1:]] == ["skipped", "skipped"]
     assert steps[1]["reason"].startswith("step 1 (doctor) failed: Tesla T4")
+
+
+def test_step_6_plans_every_report_once_at_smoke_and_the_core_at_full():
+    from benchmarks.smoke_repro import plan
+    from tests.e2e import REPORTS
+
+    runs = plan("full", "")
+    smoke = [t for _, kind, ts in runs if kind == "smoke" for t in ts]
+    assert sorted(smoke) == sorted(t for ts in REPORTS.values() for t in ts)
+    assert [ts for _, kind, ts in runs if kind == "full"] == [(t,) for t in REPORTS["core"]]
+    assert runs[0][1] == "full" and runs[len(REPORTS["core"])][2] == ("distill_report",)   # the longest first
+    with_fashion = [ts[0] for _, kind, ts in plan("full", "/data/fashion") if kind == "full"]
+    assert with_fashion[-2:] == ["batch_size_report", "autoencoder_report"]
+    assert plan("smoke", "") == [("smoke", "smoke", ("separable_report", "theory_report"))]
+
+
+@pytest.mark.e2e
+def test_a_run_past_its_deadline_is_stopped_with_its_stages(tmp_path):
+    import time
+
+    from benchmarks.smoke_repro import repro
+    from tests.e2e import copy_repo
+
+    repo = copy_repo(tmp_path / "copy")
+    t0 = time.monotonic()
+    result = repro(repo, ("superres_report",), t0 + 6, 1)
+    assert result["failed"] == 1 and result["reason"] == "stopped: the time budget ran out"
+    assert time.monotonic() - t0 < 30 and "superres_report" not in result["stages"]
+    left = []
+    for proc in os.listdir("/proc"):
+        try:
+            if proc.isdigit() and os.readlink(f"/proc/{proc}/cwd").startswith(str(repo)):
+                left.append(proc)
+        except OSError:
+            continue
+    assert left == [], f"processes still running in the copy: {left}"
