@@ -14,6 +14,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from pipeline.core.errors import PipelineError
+
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 # MLflow's system metrics (CPU, memory, disk, network; per GPU utilisation and memory through
@@ -105,28 +107,93 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
 
     # resolve both before set_tracking_uri, which writes MLFLOW_TRACKING_URI into os.environ
     uri, location = tracking_uri(), artifact_location(experiment)
-    mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    exp_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=location)
-    if found is None or found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
-        for key, value in EXPERIMENT_KIND.items():
-            MlflowClient().set_experiment_tag(exp_id, key, value)
-    mlflow.set_experiment(experiment_id=exp_id)
-    resumed = run_id is not None and _continuable(MlflowClient(), run_id, exp_id)
-    if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
-        mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL)
-    tags = {**run_tags(stage), "mlflow.note.content": _description(stage)}
-    start = dict(run_id=run_id) if resumed else dict(run_name=os.environ.get("DVC_STAGE", stage), tags=tags)
-    with mlflow.start_run(**start, log_system_metrics=True) as run:
-        if not resumed:
-            mlflow.log_params({k: _param_text(v) for k, v in params.items()})
-        elif "error" in MlflowClient().get_run(run_id).data.tags:
-            MlflowClient().delete_tag(run_id, "error")        # an earlier failure this execution gets past
+    with refusals(uri):               # a server that refuses this user stops the stage before any compute
+        reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        found = mlflow.get_experiment_by_name(experiment)
+        exp_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=location)
+        if found is None or found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
+            for key, value in EXPERIMENT_KIND.items():
+                MlflowClient().set_experiment_tag(exp_id, key, value)
+        mlflow.set_experiment(experiment_id=exp_id)
+        resumed = run_id is not None and _continuable(MlflowClient(), run_id, exp_id)
+        if not os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"):
+            mlflow.set_system_metrics_sampling_interval(SYSTEM_METRICS_INTERVAL)
+        tags = {**run_tags(stage), "mlflow.note.content": _description(stage)}
+        start = dict(run_id=run_id) if resumed else dict(run_name=os.environ.get("DVC_STAGE", stage), tags=tags)
+        active = mlflow.start_run(**start, log_system_metrics=True)
+        try:
+            if not resumed:
+                mlflow.log_params({k: _param_text(v) for k, v in params.items()})
+            elif "error" in MlflowClient().get_run(run_id).data.tags:
+                MlflowClient().delete_tag(run_id, "error")        # an earlier failure this execution gets past
+        except BaseException:
+            mlflow.end_run("FAILED")
+            raise
+    with active as run:
         try:
             yield StageRun(run.info.run_id)
         except BaseException as exc:
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
             raise
+
+
+class TrackingError(PipelineError):
+    """The tracking server cannot be reached or refuses this user: which server, which user, what to set."""
+
+
+HEALTH_TIMEOUT = 10     # s: a server that does not answer its health check at a stage's start
+
+
+def reachable(uri: str) -> None:
+    """A tracking server that is down or untrusted is one line at once (MLflow's own client would
+    retry for minutes first); a store that is no server is not asked."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or \
+        os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() not in ("true", "1")
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT, verify=verify)
+    except requests.RequestException as exc:
+        raise TrackingError(_unreachable(uri, exc)) from None
+
+
+@contextlib.contextmanager
+def refusals(uri: str) -> Iterator[None]:
+    """MLflow's refusals (401, 403, an untrusted certificate) as one line naming the server, the
+    user and what to set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        if exc.error_code == "UNAUTHENTICATED":
+            who = f"user {user}" if user else "a request without a user (MLFLOW_TRACKING_USERNAME unset)"
+            raise TrackingError(f"the tracking server {uri} refused {who} (401: missing or wrong credentials): set "
+                                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account on it; "
+                                "nothing was trained") from None
+        if exc.error_code == "PERMISSION_DENIED":
+            raise TrackingError(f"the tracking server {uri} does not let user {user} record runs (403: READ only): "
+                                "ask its admin for EDIT (`python -m pipeline.scaleout.tracking_server users add`), "
+                                "or log as another user; nothing was trained") from None
+        raise
+    except OSError as exc:                 # requests' connection and TLS errors, after MLflow's retries
+        raise TrackingError(_unreachable(uri, exc)) from None
+
+
+def _unreachable(uri: str, exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "SSL" in text or "CERTIFICATE" in text:
+        cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        now = f" (now {cert})" if cert else ""
+        return (f"the tracking server {uri} has a certificate this machine does not trust: set "
+                f"MLFLOW_TRACKING_SERVER_CERT_PATH{now} to the CA certificate that signed it (for a self-signed "
+                "one, the certificate itself); nothing was trained")
+    return (f"cannot reach the tracking server {uri} ({type(exc).__name__}): start it, or fix MLFLOW_TRACKING_URI "
+            "(unset, the stages use the SQLite mlflow.db); nothing was trained")
 
 
 def _continuable(client, run_id: str, experiment_id: str) -> bool:

@@ -153,7 +153,7 @@ def standalone_separable(folder: Path, epochs: int, **extra: str) -> tuple[dict[
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     out = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
-    out.update(PYTHONPATH=str(ROOT), MLFLOW_TRACKING_URI=uri, **extra)
+    out.update({"PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": uri, **extra})     # extra may name the store
     return out, uri
 
 

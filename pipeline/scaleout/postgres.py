@@ -2,7 +2,7 @@
 
 Debian's server binaries (`initdb`, `pg_ctl`) make the cluster; its superuser `mlflow` gets a
 random password kept beside the data (mode 600), it listens on 127.0.0.1 only (no Unix socket),
-and one database `mlflow` holds MLflow's tables. PostgreSQL refuses to run as root, so under
+the database `mlflow` holds MLflow's tables and `mlflow_auth` its auth app's users. PostgreSQL refuses to run as root, so under
 root every server command runs as the `postgres` user, which then owns the cluster's folder.
 A team with a managed or shared PostgreSQL needs none of this: it passes that database's URI.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from pipeline.core.errors import PipelineError
 
 USER = DATABASE = "mlflow"      # the cluster's superuser and MLflow's database
+AUTH_DATABASE = "mlflow_auth"   # the basic-auth app's users and permissions
 OWNER = "postgres"              # who runs the server when we are root
 INSTALL = "install PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql)"
 
@@ -65,8 +66,11 @@ class LocalPostgres:
 
     @property
     def uri(self) -> str:
+        return self.uri_of(DATABASE)
+
+    def uri_of(self, database: str) -> str:
         password = self.password_file.read_text().strip()
-        return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{DATABASE}"
+        return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> str:
         if not (self.data / "PG_VERSION").exists():
@@ -74,7 +78,7 @@ class LocalPostgres:
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories=''"
         self._run("pg_ctl", "start", "-D", self.data, "-l", self.home / "server.log", "-w", "-t", "60",
                   "-o", options, what="start")
-        self._create_database()
+        self._create_databases()
         return self.uri
 
     def stop(self) -> None:
@@ -100,7 +104,7 @@ class LocalPostgres:
         self._run("initdb", "-D", self.data, "-U", USER, f"--pwfile={self.password_file}", "--auth=scram-sha-256",
                   "-E", "UTF8", "--no-instructions", what="create")
 
-    def _create_database(self) -> None:
+    def _create_databases(self) -> None:
         import psycopg2
 
         try:
@@ -112,9 +116,10 @@ class LocalPostgres:
         conn.autocommit = True                       # CREATE DATABASE cannot run in a transaction
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
-                if cur.fetchone() is None:
-                    cur.execute(f"CREATE DATABASE {DATABASE}")
+                for name in (DATABASE, AUTH_DATABASE):
+                    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                    if cur.fetchone() is None:
+                        cur.execute(f"CREATE DATABASE {name}")
         finally:
             conn.close()
 

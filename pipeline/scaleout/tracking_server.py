@@ -15,6 +15,15 @@ It binds to 127.0.0.1:5000 unless told otherwise; options it does not know (`--w
 checks what usually goes wrong — psycopg2 missing, the port taken, the database unreachable — and
 says so in one line (exit status 2). It prints the address once the server answers, and on
 Ctrl-C or SIGTERM stops the server and, with `--local-postgres`, the cluster it started.
+
+Locked beyond loopback: bound to an address other machines reach, it serves MLflow's basic-auth
+app (users, passwords, permissions: `pipeline.scaleout.auth`) or refuses to start, unless told
+`--no-auth`; `--auth` locks a loopback server too. `--certfile`/`--keyfile` serve HTTPS (uvicorn's
+TLS); clients trust a private CA through MLflow's MLFLOW_TRACKING_SERVER_CERT_PATH.
+
+    python -m pipeline.scaleout.tracking_server --host 0.0.0.0 --local-postgres ~/mlflow-server \
+        --admin-password-file ~/mlflow-admin-password --certfile cert.pem --keyfile key.pem
+    python -m pipeline.scaleout.tracking_server users add ana --permission EDIT
 """
 from __future__ import annotations
 
@@ -22,7 +31,9 @@ import argparse
 import os
 import re
 import signal
+import shlex
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,7 +41,8 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
-from pipeline.scaleout.postgres import LocalPostgres, ServerError
+from pipeline.scaleout import auth
+from pipeline.scaleout.postgres import AUTH_DATABASE, LocalPostgres, ServerError
 
 DATABASE_ENV = "MLFLOW_BACKEND_STORE_URI"      # the variable `mlflow server` itself reads
 # MLflow 3's job runner (GenAI evaluation and optimisation jobs, seven more processes that take
@@ -58,6 +70,23 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--artifacts-destination",
                         help="folder or URI (s3://, gs://, ...) where the server keeps artifacts "
                              "(default FOLDER/artifacts with --local-postgres, else ./mlartifacts)")
+    lock = parser.add_argument_group("authentication (MLflow's basic-auth app) and TLS")
+    on_off = lock.add_mutually_exclusive_group()
+    on_off.add_argument("--auth", action="store_true", default=None,
+                        help="users and passwords (the default on any address but loopback)")
+    on_off.add_argument("--no-auth", dest="auth", action="store_false",
+                        help="serve every request unchecked, even to other machines")
+    lock.add_argument("--admin-password-file", type=Path, metavar="FILE",
+                      help=f"the admin's password (first line; mode 600), needed at the first start "
+                           f"(default ${auth.ADMIN_PASSWORD_ENV})")
+    lock.add_argument("--auth-dir", type=Path, metavar="FOLDER",
+                      help="where the server keeps its secret key and auth settings (mode 700; default "
+                           "FOLDER/auth with --local-postgres, else the admin password file's folder)")
+    lock.add_argument("--auth-database-uri", metavar="URI", default=os.environ.get(auth.DATABASE_ENV),
+                      help=f"the auth app's database (default ${auth.DATABASE_ENV}, else the local cluster's "
+                           "mlflow_auth, else the backend store's own database, where its tables stay apart)")
+    lock.add_argument("--certfile", type=Path, help="serve HTTPS with this certificate (PEM; with --keyfile)")
+    lock.add_argument("--keyfile", type=Path, help="the certificate's private key (PEM)")
     return parser.parse_known_args(argv)
 
 
@@ -111,21 +140,24 @@ def redact(uri: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", uri)
 
 
-def client_address(host: str, port: int) -> str:
+def client_address(host: str, port: int, tls: bool = False) -> str:
     """Where clients on this machine reach a server bound to `host`."""
     local = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}
     shown = local.get(host, f"[{host}]" if ":" in host else host)
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 def wait_until_ready(server: subprocess.Popen, address: str) -> None:
+    # its own child's health on this machine: the certificate (made for the host's name) is the
+    # clients' to check, not this probe's
+    probe = ssl._create_unverified_context() if address.startswith("https") else None
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise ServerError(f"mlflow server stopped with status {server.returncode} before it answered "
                               "(its messages are above)")
         try:
-            with urllib.request.urlopen(f"{address}/health", timeout=5) as reply:
+            with urllib.request.urlopen(f"{address}/health", timeout=5, context=probe) as reply:
                 if reply.status == 200:
                     return
         except OSError:
@@ -149,7 +181,44 @@ def stop(server: subprocess.Popen) -> None:
         pass
 
 
+def lock_options(args: argparse.Namespace) -> bool:
+    """Whether the server asks for passwords: by default exactly when other machines can reach it
+    (an open server for them is `--no-auth`, said explicitly)."""
+    locked = args.auth if args.auth is not None else not auth.is_loopback(args.host)
+    if bool(args.certfile) != bool(args.keyfile):
+        raise ServerError("HTTPS needs both --certfile and --keyfile")
+    for path in filter(None, (args.certfile, args.keyfile)):
+        if not path.is_file():
+            raise ServerError(f"{path}: no such file (--certfile/--keyfile: PEM files)")
+    if locked and args.auth_dir is None and args.local_postgres is None and args.admin_password_file is None:
+        raise auth.AuthError(f"{args.host} lets other machines in, so the server asks for passwords and keeps its "
+                             "secret key in a folder of its own: pass --auth-dir FOLDER (or --admin-password-file, "
+                             "whose folder it then uses), or --no-auth to leave it open"
+                             if not auth.is_loopback(args.host) else
+                             "--auth keeps the server's secret key in a folder of its own: pass --auth-dir FOLDER "
+                             "(or --admin-password-file, whose folder it then uses)")
+    return locked
+
+
+def tls_options(args: argparse.Namespace, mlflow_options: list[str]) -> list[str]:
+    """`mlflow server` options with uvicorn's TLS options added to any --uvicorn-opts given."""
+    if not args.certfile:
+        return mlflow_options
+    tls = f"--ssl-certfile {shlex.quote(str(args.certfile.resolve()))} " \
+          f"--ssl-keyfile {shlex.quote(str(args.keyfile.resolve()))}"
+    options = list(mlflow_options)
+    for i, option in enumerate(options):
+        if option == "--uvicorn-opts" and i + 1 < len(options):
+            options[i + 1] = f"{options[i + 1]} {tls}"
+            return options
+        if option.startswith("--uvicorn-opts="):
+            options[i] = f"{option} {tls}"
+            return options
+    return [*options, "--uvicorn-opts", tls]
+
+
 def serve(args: argparse.Namespace, mlflow_options: list[str]) -> int:
+    locked = lock_options(args)
     check_port(args.host, args.port)
     uri = None if args.local_postgres else postgres_uri(args.backend_store_uri)
     require_psycopg2()
@@ -164,15 +233,26 @@ def serve(args: argparse.Namespace, mlflow_options: list[str]) -> int:
             print(f"PostgreSQL running in {local.data} on 127.0.0.1:{local.port}", flush=True)
         else:
             check_database(uri)
-        cmd = [sys.executable, "-m", "mlflow", "server", "--serve-artifacts", "--artifacts-destination", artifacts,
-               "--host", args.host, "--port", str(args.port), *mlflow_options]
-        # the URI (its password) through the environment, which `ps` does not show to other users;
-        # the server in a process group of its own, so that it is stopped with its workers
+        # every secret through the environment, which `ps` does not show to other users; the
+        # server in a process group of its own, so that it is stopped with its workers
         env = {**os.environ, DATABASE_ENV: uri, JOBS_ENV: os.environ.get(JOBS_ENV, "false")}
+        lock = []
+        if locked:
+            auth_uri = postgres_uri(args.auth_database_uri or (local.uri_of(AUTH_DATABASE) if local else uri))
+            if args.auth_database_uri:
+                check_database(auth_uri)
+            folder = args.auth_dir or (args.local_postgres / "auth" if local else args.admin_password_file.parent)
+            env.update(auth.server_environment(auth.AuthFolder(folder), auth_uri, args.admin_password_file))
+            lock = ["--app-name", "basic-auth"]
+        cmd = [sys.executable, "-m", "mlflow", "server", "--serve-artifacts", "--artifacts-destination", artifacts,
+               "--host", args.host, "--port", str(args.port), *lock, *tls_options(args, mlflow_options)]
         server = subprocess.Popen(cmd, env=env, start_new_session=True)
-        address = client_address(args.host, args.port)
+        address = client_address(args.host, args.port, tls=bool(args.certfile))
         wait_until_ready(server, address)
-        print(f"MLflow tracking server at {address} (database {redact(uri)}, artifacts {artifacts}); "
+        locked_as = (f"users and passwords (admin {os.environ.get(auth.ADMIN_USERNAME_ENV) or 'admin'}; "
+                     "add users with `python -m pipeline.scaleout.tracking_server users add`)" if locked
+                     else "no authentication")
+        print(f"MLflow tracking server at {address} (database {redact(uri)}, artifacts {artifacts}, {locked_as}); "
               f"clients set MLFLOW_TRACKING_URI={address}", flush=True)
         return server.wait()
     finally:
@@ -183,8 +263,11 @@ def serve(args: argparse.Namespace, mlflow_options: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, mlflow_options = parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv[:1] == ["users"]:
+            sys.exit(auth.users_main(argv[1:]))
+        args, mlflow_options = parse_args(argv)
         sys.exit(serve(args, mlflow_options))
     except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
