@@ -9,6 +9,7 @@ those runs would vanish with their temporary copy.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -131,9 +132,13 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
             mlflow.end_run("FAILED")
             raise
     with active as run:
+        tracker = StageRun(run.info.run_id)
         try:
-            yield StageRun(run.info.run_id)
+            yield tracker
         except BaseException as exc:
+            if lost(uri, exc):        # past MLflow's retries: asking the server again would only wait again
+                _let_go(run.info.run_id)
+                raise TrackingError(_gone(uri, tracker)) from None
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
             raise
 
@@ -196,6 +201,57 @@ def _unreachable(uri: str, exc: BaseException) -> str:
             "(unset, the stages use the SQLite mlflow.db); nothing was trained")
 
 
+def retry_window(env: Mapping[str, str] | None = None) -> float:
+    """Seconds MLflow's client keeps retrying a request to a server that is down: its retries
+    (MLFLOW_HTTP_REQUEST_MAX_RETRIES, 7) with urllib3's exponential backoff (no wait before the first,
+    then factor × 2^(n-1), at most 120 s; MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, 2): 244 s by default."""
+    env = os.environ if env is None else env
+    retries = int(env.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") or 7)
+    factor = float(env.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR") or 2)
+    return sum(min(120.0, factor * 2 ** (n - 1)) for n in range(2, retries + 1))
+
+
+def lost(uri: str, exc: BaseException) -> bool:
+    """Whether `exc` is a tracking server that stopped answering (a connection or HTTP-retry failure
+    that outlasted MLflow's retries), not an error of the stage's own."""
+    if not uri.startswith(("http://", "https://")):
+        return False
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, (MlflowException, requests.RequestException)):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, requests.RequestException):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _let_go(run_id: str) -> None:
+    """Forget `run_id` in this process without asking the server that is gone: off MLflow's stack of
+    active runs (so neither the `with` nor exit ends it: it stays RUNNING, and a rerun continues it)
+    and its system-metrics thread told to stop (a daemon: not waited for)."""
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()
+    stack[:] = [r for r in stack if r.info.run_id != run_id]
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    monitor = getattr(fluent, "run_id_to_system_metrics_monitor", {}).pop(run_id, None)
+    if monitor is not None and getattr(monitor, "_shutdown_event", None) is not None:
+        monitor._shutdown_event.set()
+        logging.getLogger("mlflow.system_metrics").setLevel(logging.CRITICAL)   # its last try says it again
+
+
+def _gone(uri: str, tracker: "StageRun") -> str:
+    done = f"after epoch {tracker.epochs}" if tracker.epochs else "before its first epoch was recorded"
+    return (f"the tracking server {uri} stopped answering {done} and was not back within MLflow's retries "
+            f"(about {retry_window():.0f} s; MLFLOW_HTTP_REQUEST_MAX_RETRIES sets them): the stage stopped; start the "
+            f"server and run the stage again: a training stage continues from its resume checkpoint into run "
+            f"{tracker.run_id}")
+
+
 def _continuable(client, run_id: str, experiment_id: str) -> bool:
     """Whether `run_id` names a run of this experiment that did not finish (left RUNNING by a
     killed process, or FAILED)."""
@@ -233,6 +289,7 @@ class StageRun:
 
     def __init__(self, run_id: str):
         self.run_id = run_id
+        self.epochs = 0            # the last epoch the store has taken
 
     def log_epoch(self, record: Mapping[str, float]) -> None:
         """One epoch's history record; `epoch` is the step, and the optimiser step count is no curve."""
@@ -240,6 +297,7 @@ class StageRun:
 
         mlflow.log_metrics({curve_name(k): float(v) for k, v in record.items() if k not in ("epoch", "step")},
                            step=int(record["epoch"]))
+        self.epochs = int(record["epoch"])
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:
         """Final metrics; sizes (parameter and sample counts) and flags go to the params."""

@@ -157,9 +157,11 @@ def standalone_separable(folder: Path, epochs: int, **extra: str) -> tuple[dict[
     return out, uri
 
 
-def wait_for_epochs(proc: subprocess.Popen, uri: str, epochs: int, timeout: float) -> tuple[str | None, int]:
-    """Poll the separable run in `uri` until it has logged `epochs` epochs of `loss/train`, `proc` has
-    ended or `timeout` seconds have passed: (the run's id, epochs logged)."""
+def wait_for_epochs(proc: subprocess.Popen, uri: str, epochs: int, timeout: float,
+                    run_name: str | None = None) -> tuple[str | None, int]:
+    """Poll the separable run in `uri` (the newest, or the one called `run_name`) until it has logged
+    `epochs` epochs of `loss/train`, `proc` has ended or `timeout` seconds have passed: (the run's
+    id, epochs logged)."""
     from mlflow.tracking import MlflowClient
 
     client, deadline, run_id, logged = MlflowClient(uri), time.time() + timeout, None, 0
@@ -168,6 +170,7 @@ def wait_for_epochs(proc: subprocess.Popen, uri: str, epochs: int, timeout: floa
         try:
             exp = client.get_experiment_by_name("separable")
             runs = client.search_runs([exp.experiment_id]) if exp else []
+            runs = [r for r in runs if run_name in (None, r.info.run_name)]
             if runs:
                 run_id = runs[0].info.run_id
                 logged = len(client.get_metric_history(run_id, "loss/train"))

@@ -105,18 +105,22 @@ class Team:
         base = f"postgresql://mlflow:{self.pg_password}@127.0.0.1:{self.pg_port}"
         self.database, self.auth_database = f"{base}/mlflow", f"{base}/{AUTH_DATABASE}"
 
-    def kill_server(self) -> float:
+    def kill_server(self, restart: bool = True) -> float:
         """SIGKILL the MLflow server (its process group: the server and its workers), as a crash does;
-        the module then stops its cluster and exits, and is started again, as a supervisor does.
-        Returns the seconds the server was away."""
+        the module then stops its cluster and exits, and (`restart`) is started again, as a supervisor
+        does. Returns the seconds the server was away."""
         import psutil
 
         (server,) = [c for c in psutil.Process(self.proc.pid).children() if "mlflow" in " ".join(c.cmdline())]
         began = time.monotonic()
         os.killpg(server.pid, signal.SIGKILL)
         self.proc.wait(timeout=60)
-        self.proc = _start(self.log, self.port, *self.args)
+        if restart:
+            self.start()
         return time.monotonic() - began
+
+    def start(self) -> None:
+        self.proc = _start(self.log, self.port, *self.args)
 
     def restart_postgres(self) -> float:
         """PostgreSQL stopped (fast: its connections closed) and started again under the running server."""
@@ -183,7 +187,8 @@ def test_what_usually_goes_wrong_is_one_line_and_status_2(server, closed_port, t
     cases = [(("--port", taken, "--backend-store-uri", "postgresql://u:s3cr3t@127.0.0.1/db"), "cannot listen on"),
              (("--port", free, "--backend-store-uri", f"postgresql://u:s3cr3t@127.0.0.1:{free}/db"),
               "cannot reach the database postgresql://u:***@"),
-             (("--port", free, "--backend-store-uri", "sqlite:///mlflow.db"), "--backend-store-uri must be a postgresql://"),
+             (("--port", free, "--backend-store-uri", "sqlite:///mlflow.db"),
+              "--backend-store-uri must be a postgresql://"),
              # other machines could reach it: locked, or refused without what the lock needs, unless --no-auth
              (("--host", "0.0.0.0", "--port", free, "--backend-store-uri", server.database),
               "0.0.0.0 lets other machines in, so the server asks for passwords"),
@@ -395,44 +400,99 @@ def test_every_queued_experiment_lands_exactly_one_finished_run(sweeps, store):
     assert sweeps[store]["sqlite_store"] == (store == "sqlite") and sweeps[store]["workspace_stores"] == []
 
 
-DISTURBED = 60        # epochs of the stage whose server is killed and whose database is restarted
+DISTURBED = 60        # epochs of a stage whose server is killed, and whose database is restarted
+STAGE = [sys.executable, "-m", "stages.separable", "train"]
 
 
-def test_a_stage_outlives_its_server_killed_and_its_database_restarted(server, tmp_path):
-    """Both within MLflow's own HTTP retries (7, exponential backoff: about four minutes): the stage
-    waits at its next log call and goes on; one run holds every epoch; the model is the bytes an
-    undisturbed run (the SQLite default, side by side) writes."""
-    cmd = [sys.executable, "-m", "stages.separable", "train"]
-    procs = {}
-    for case, extra in (("quiet", {}), ("team", {"MLFLOW_TRACKING_URI": server.url, **_creds(EDITOR),
-                                                 "DVC_STAGE": "separable_train disturbed"})):
-        (tmp_path / case).mkdir()
-        run_env, _ = standalone_separable(tmp_path / case, DISTURBED, **extra)
-        procs[case] = subprocess.Popen(cmd, cwd=tmp_path / case, env=run_env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
-    team = procs["team"]
-    with _signed_in(EDITOR):
-        _, logged = wait_for_epochs(team, server.url, 5, timeout=180)
-        assert team.poll() is None and logged >= 5, "the stage finished or stalled before its server was killed"
-        away = server.kill_server()
-        _, then = wait_for_epochs(team, server.url, logged + 5, timeout=300)
-        assert team.poll() is None, "the stage finished before its database could be restarted"
-        down = server.restart_postgres()
-    outs = {case: proc.communicate(timeout=600)[0] for case, proc in procs.items()}
-    for case, proc in procs.items():
-        assert proc.returncode == 0, outs[case][-3000:]
+def _separable(folder: Path, **extra: str) -> subprocess.Popen:
+    folder.mkdir()
+    run_env, _ = standalone_separable(folder, DISTURBED, **extra)
+    return subprocess.Popen(STAGE, cwd=folder, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory) -> Iterator:
+    """The same stage on the SQLite default, undisturbed, started at once (it runs beside the
+    disturbed ones); called: the sha256 of the model it wrote."""
+    folder = tmp_path_factory.mktemp("quiet") / "quiet"
+    proc = _separable(folder)
+
+    def digest() -> str:
+        out = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, out[-3000:]
+        return hashlib.sha256((folder / MODEL).read_bytes()).hexdigest()
+    yield digest
+    if proc.poll() is None:
+        proc.kill()
+
+
+def _the_run(server, name: str):
+    """The one run called `name` on the server, and the epochs of its loss/train curve."""
     with _signed_in(EDITOR):
         client = _client(server.url)
         runs = client.search_runs([client.get_experiment_by_name("separable").experiment_id], max_results=500)
-        (run,) = [r for r in runs if r.info.run_name == "separable_train disturbed"]       # one run
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss/train")]
+        (run,) = [r for r in runs if r.info.run_name == name]
+        return run, [m.step for m in client.get_metric_history(run.info.run_id, "loss/train")]
+
+
+MODEL = Path("models/separable/mlp.pt")
+
+
+def test_a_stage_outlives_its_server_killed_and_its_database_restarted(server, undisturbed, tmp_path):
+    """Both within MLflow's own HTTP retries (7, exponential backoff: about four minutes): the stage
+    waits at its next log call and goes on; one run holds every epoch; the model is the bytes an
+    undisturbed run (the SQLite default, side by side) writes."""
+    team = _separable(tmp_path / "team", MLFLOW_TRACKING_URI=server.url, **_creds(EDITOR),
+                      DVC_STAGE="separable_train disturbed")
+    with _signed_in(EDITOR):
+        _, logged = wait_for_epochs(team, server.url, 5, timeout=180, run_name="separable_train disturbed")
+        assert team.poll() is None and logged >= 5, "the stage finished or stalled before its server was killed"
+        away = server.kill_server()
+        _, then = wait_for_epochs(team, server.url, logged + 5, timeout=300, run_name="separable_train disturbed")
+        assert team.poll() is None, "the stage finished before its database could be restarted"
+        down = server.restart_postgres()
+    out = team.communicate(timeout=600)[0]
+    assert team.returncode == 0, out[-3000:]
+    run, steps = _the_run(server, "separable_train disturbed")
     print(f"server killed at epoch {logged} and back after {away:.1f} s; PostgreSQL restarted at epoch {then} "
           f"in {down:.1f} s; the run holds {len(set(steps))} of {DISTURBED} epochs ({len(steps)} records)")
     assert run.info.status == "FINISHED" and sorted(set(steps)) == list(range(1, DISTURBED + 1))
     assert len(steps) == DISTURBED                                  # none twice
-    model = Path("models/separable/mlp.pt")
-    digests = {case: hashlib.sha256((tmp_path / case / model).read_bytes()).hexdigest() for case in procs}
-    assert digests["team"] == digests["quiet"]
+    assert hashlib.sha256((tmp_path / "team" / MODEL).read_bytes()).hexdigest() == undisturbed()
+
+
+def test_a_server_gone_past_the_retries_is_one_line_and_the_rerun_continues_its_run(server, undisturbed, tmp_path):
+    """MLflow's retries cut to one (a window of about no time): the server killed and left down, the
+    stage stops at its next log call with one line naming the run; the server back, the same command
+    continues from the resume checkpoint into that run, which ends FINISHED with every epoch once
+    and the undisturbed model's bytes."""
+    extra = {"MLFLOW_TRACKING_URI": server.url, **_creds(EDITOR), "DVC_STAGE": "separable_train gone",
+             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    folder = tmp_path / "gone"
+    first = _separable(folder, **extra)
+    with _signed_in(EDITOR):
+        run_id, logged = wait_for_epochs(first, server.url, 5, timeout=180, run_name="separable_train gone")
+    assert first.poll() is None and logged >= 5, "the stage finished or stalled before its server was killed"
+    server.kill_server(restart=False)
+    try:
+        out = first.communicate(timeout=300)[0]
+    finally:
+        server.start()
+    lines = out.strip().splitlines()
+    assert first.returncode == 2 and "Traceback" not in out, out[-3000:]
+    assert lines[-1].startswith(f"error: the tracking server {server.url} stopped answering after epoch "), out[-3000:]
+    assert lines[-1].endswith(f"continues from its resume checkpoint into run {run_id}"), lines[-1]
+    stopped = int(lines[-1].split("after epoch ")[1].split()[0])
+    assert stopped >= logged and not (folder / MODEL).exists()        # the outputs are the finished stage's alone
+    rerun, _ = standalone_separable(folder, DISTURBED, **extra)
+    again = subprocess.run(STAGE, cwd=folder, env=rerun, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    run, steps = _the_run(server, "separable_train gone")
+    print(f"server gone past the retries after epoch {stopped}; the rerun continued run {run.info.run_id}: "
+          f"{len(set(steps))} of {DISTURBED} epochs ({len(steps)} records)")
+    assert run.info.run_id == run_id and run.info.status == "FINISHED"
+    assert sorted(steps) == list(range(1, DISTURBED + 1))                  # every epoch, once
+    assert hashlib.sha256((folder / MODEL).read_bytes()).hexdigest() == undisturbed()
 
 
 def test_a_remote_credential_set_with_local_stays_out_of_git(tmp_path):

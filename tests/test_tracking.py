@@ -194,3 +194,43 @@ def test_a_training_stage_s_run_records_the_machine_s_load_in_system_metrics(tmp
     assert [m.step for m in cpu] == list(range(len(cpu)))
     memory = client.get_metric_history(run.info.run_id, "system/system_memory_usage_megabytes")
     assert all(m.value > 0 for m in memory)
+
+
+def test_the_retry_window_is_urllib3_s_backoff_over_mlflow_s_retries():
+    """What a stage waits for a server that is down, as urllib3 (MLflow's retries) computes it."""
+    from urllib3.exceptions import ConnectTimeoutError
+    from urllib3.util.retry import Retry
+
+    from pipeline.tracking import retry_window
+
+    for retries, factor in ((7, 2), (1, 1), (3, 0.5), (10, 2)):
+        retry, waited = Retry(total=retries, backoff_factor=factor, backoff_jitter=0.0), 0.0
+        for _ in range(retries):
+            retry = retry.increment(method="GET", url="/", error=ConnectTimeoutError())
+            waited += retry.get_backoff_time()
+        env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries), "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(factor)}
+        assert retry_window(env) == pytest.approx(waited)
+    assert retry_window({}) == 244.0            # MLflow's defaults: 7 retries, factor 2
+
+
+def test_only_a_server_that_stopped_answering_counts_as_lost():
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.tracking import lost
+
+    def raised_while(cause: BaseException) -> MlflowException:
+        try:
+            try:
+                raise cause
+            except Exception as exc:  # noqa: BLE001
+                raise MlflowException(f"API request failed with exception {exc}")   # as MLflow's rest_utils
+        except MlflowException as exc:
+            return exc
+
+    gone = raised_while(requests.ConnectionError("Max retries exceeded"))
+    assert lost("http://127.0.0.1:5000", gone) and lost("https://mlflow.team", requests.ConnectionError())
+    assert not lost("sqlite:///mlflow.db", gone)                          # no server to lose
+    assert not lost("http://127.0.0.1:5000", MlflowException("RESOURCE_DOES_NOT_EXIST"))
+    assert not lost("http://127.0.0.1:5000", raised_while(ValueError("a bug of the stage's own")))
+    assert not lost("http://127.0.0.1:5000", RuntimeError("diverged"))

@@ -2,8 +2,9 @@
 
 Debian's server binaries (`initdb`, `pg_ctl`) make the cluster; its superuser `mlflow` gets a
 random password kept beside the data (mode 600), it listens on 127.0.0.1 only (no Unix socket),
-the database `mlflow` holds MLflow's tables and `mlflow_auth` its auth app's users. PostgreSQL refuses to run as root, so under
-root every server command runs as the `postgres` user, which then owns the cluster's folder.
+the database `mlflow` holds MLflow's tables and `mlflow_auth` its auth app's users. PostgreSQL
+refuses to run as root, so under root every server command runs as the `postgres` user, which
+then owns the cluster's folder.
 A team with a managed or shared PostgreSQL needs none of this: it passes that database's URI.
 """
 from __future__ import annotations
