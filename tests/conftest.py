@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.server
 import os
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -75,6 +76,25 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """small_disk(folder, kb): a real filesystem of `kb` KB (tmpfs) mounted over `folder`, as a full
+    disk; unmounted afterwards. Needs root (as on this project's machines and CI)."""
+    mounted = []
+
+    def mount(folder: Path, kb: int) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(folder)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 def pytest_configure(config):

@@ -31,7 +31,7 @@ from pipeline.core import distributed as dist
 from pipeline.core import runtime
 from pipeline.core.device import autocast
 from pipeline.core.errors import DataError, ParamError, TrainingDiverged
-from pipeline.core.files import atomic_torch_save, remove_with_leftovers
+from pipeline.core.files import atomic_torch_save, remove_with_leftovers, require_space
 from pipeline.core.inference import Prepare, predict
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
@@ -102,6 +102,9 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
                         "storage every node shares ($DLREPRO_RESUME_ROOT) or delete it to start over")
     if found:
         state = _load_resume(ckpt, model, opt, sched, gen, device, scaler)
+    elif ckpt is not None and dist.rank() == 0:        # a checkpoint that cannot fit: before any epoch
+        require_space(ckpt, checkpoint_bytes(model, cfg, len(snapshot_epochs)), "this training's resume checkpoint",
+                      outcome="nothing was trained")
     start = state["epoch"]
     bar = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, unit="epoch",
                disable=not (sys.stderr.isatty() if progress is None else progress))
@@ -139,6 +142,15 @@ def fit(model: nn.Module, train: Split, val: Split | None, loss_fn: Callable, cf
             ckpt.parent.rmdir()
     return FitResult(state["history"], state["best_state"], state["best_epoch"], state["best_value"], start,
                      state["snapshots"])
+
+
+def checkpoint_bytes(model: nn.Module, cfg: TrainConfig, snapshots: int = 0) -> int:
+    """About what a resume checkpoint takes: the weights, the best epoch's copy, each snapshot and
+    the optimiser's state (Adam: two moments per parameter; SGD with momentum: one)."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    params = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    moments = 2 if cfg.optimizer in ("adam", "adamw") else (1 if cfg.momentum else 0)
+    return weights * (2 + snapshots) + params * moments
 
 
 def _cpu_state(model: nn.Module) -> dict[str, Tensor]:

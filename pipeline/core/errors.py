@@ -23,3 +23,7 @@ class DataError(PipelineError):
 
 class TrainingDiverged(PipelineError):
     """The loss became NaN or infinite."""
+
+
+class DiskFullError(PipelineError):
+    """An output does not fit on its disk: which file, the bytes it needs, what is free."""
