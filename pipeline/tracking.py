@@ -68,6 +68,7 @@ def experiment_ids(names: list[str], env: Mapping[str, str] | None = None) -> di
     try:
         from mlflow.tracking import MlflowClient
 
+        ready_store(uri)
         client = MlflowClient(tracking_uri=uri)
         found = {n: client.get_experiment_by_name(n) for n in names}
     except Exception:  # noqa: BLE001 - links are a convenience; an unreachable store only loses them
@@ -110,6 +111,7 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
     uri, location = tracking_uri(), artifact_location(experiment)
     with refusals(uri):               # a server that refuses this user stops the stage before any compute
         reachable(uri)
+        ready_store(uri)
         mlflow.set_tracking_uri(uri)
         found = mlflow.get_experiment_by_name(experiment)
         exp_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=location)
@@ -141,6 +143,26 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
                 raise TrackingError(_gone(uri, tracker)) from None
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
             raise
+
+
+def ready_store(uri: str) -> None:
+    """An SQLite store's tables made once, under an exclusive `flock` on its file. MLflow makes them
+    on first use with no lock: two processes opening a new store at once (the first stages of two
+    queued experiments, `mlflow ui` or a script beside a stage) both make them and one fails
+    ("table experiments already exists"). SQLite's own locks are POSIX record locks, which `flock`
+    leaves alone. A server's store is its server's business."""
+    if not uri.startswith("sqlite:///"):
+        return
+    from mlflow.tracking import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:          # an empty file is an empty SQLite database
+        with contextlib.suppress(ImportError):   # no flock on this platform: MLflow's own way, unguarded
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)   # released when the file closes
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
 class TrackingError(PipelineError):

@@ -160,10 +160,13 @@ def standalone_separable(folder: Path, epochs: int, **extra: str) -> tuple[dict[
 def wait_for_epochs(proc: subprocess.Popen, uri: str, epochs: int, timeout: float,
                     run_name: str | None = None) -> tuple[str | None, int]:
     """Poll the separable run in `uri` (the newest, or the one called `run_name`) until it has logged
-    `epochs` epochs of `loss/train`, `proc` has ended or `timeout` seconds have passed: (the run's
-    id, epochs logged)."""
+    `epochs` epochs of `loss/train` or `timeout` seconds have passed: (the run's id, epochs logged).
+    A process that ends before is a failed check showing what it printed."""
     from mlflow.tracking import MlflowClient
 
+    from pipeline.tracking import ready_store
+
+    ready_store(uri)        # as the stage makes a new store: under its lock, or the two collide making its tables
     client, deadline, run_id, logged = MlflowClient(uri), time.time() + timeout, None, 0
     while logged < epochs and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
@@ -174,6 +177,10 @@ def wait_for_epochs(proc: subprocess.Popen, uri: str, epochs: int, timeout: floa
             if runs:
                 run_id = runs[0].info.run_id
                 logged = len(client.get_metric_history(run_id, "loss/train"))
-        except Exception:  # noqa: BLE001 - the store is still being created by the stage
+        except Exception:  # noqa: BLE001 - a server being restarted: ask again
             continue
+    if proc.poll() is not None and logged < epochs:     # what it said is what a failed check needs
+        said = "".join(o if isinstance(o, str) else o.decode(errors="replace") for o in proc.communicate() if o)
+        raise AssertionError(f"the stage ended (exit {proc.returncode}) after {logged} of {epochs} epochs:\n"
+                             f"{said[-3000:]}")
     return run_id, logged

@@ -234,3 +234,33 @@ def test_only_a_server_that_stopped_answering_counts_as_lost():
     assert not lost("http://127.0.0.1:5000", MlflowException("RESOURCE_DOES_NOT_EXIST"))
     assert not lost("http://127.0.0.1:5000", raised_while(ValueError("a bug of the stage's own")))
     assert not lost("http://127.0.0.1:5000", RuntimeError("diverged"))
+
+
+OPEN_AT = """
+import sys, time
+from mlflow.tracking import MlflowClient
+from pipeline.tracking import ready_store
+uri, start = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))       # every process opens the new store at the same instant
+ready_store(uri)
+MlflowClient(uri).create_experiment(sys.argv[3])
+"""
+
+
+def test_processes_that_open_a_new_sqlite_store_at_once_all_get_it(tmp_path):
+    """MLflow makes a new SQLite store's tables without a lock: two processes at once collide ("table
+    experiments already exists"; 5 collisions in 5 tries on 2 cores without ready_store's lock)."""
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    start = time.time() + 8                         # past every process's imports
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, uri, str(start), f"e{i}"], cwd=Path.cwd(),
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e[-600:] for e in errors]
+    names = {e.name for e in MlflowClient(uri).search_experiments()}
+    assert {"e0", "e1", "e2"} <= names
