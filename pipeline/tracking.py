@@ -134,7 +134,7 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
             mlflow.end_run("FAILED")
             raise
     with active as run:
-        tracker = StageRun(run.info.run_id)
+        tracker = StageRun(run.info.run_id, continued=resumed)
         try:
             yield tracker
         except BaseException as exc:
@@ -309,17 +309,29 @@ def curve_name(key: str) -> str:
 class StageRun:
     """What a stage logs to its run: per-epoch metrics, final metrics, files, figures."""
 
-    def __init__(self, run_id: str):
+    def __init__(self, run_id: str, continued: bool = False):
         self.run_id = run_id
         self.epochs = 0            # the last epoch the store has taken
+        # the last epoch an interrupted execution of this run recorded (None: not asked yet). A stage
+        # resumes from its last checkpoint, which may be an epoch behind what reached the store (killed
+        # between the two, or a server that took the record and died before it answered)
+        self._recorded: int | None = None if continued else 0
 
     def log_epoch(self, record: Mapping[str, float]) -> None:
-        """One epoch's history record; `epoch` is the step, and the optimiser step count is no curve."""
+        """One epoch's history record; `epoch` is the step, and the optimiser step count is no curve.
+        An epoch the run already holds is not recorded again: every epoch once."""
         import mlflow
 
-        mlflow.log_metrics({curve_name(k): float(v) for k, v in record.items() if k not in ("epoch", "step")},
-                           step=int(record["epoch"]))
-        self.epochs = int(record["epoch"])
+        metrics = {curve_name(k): float(v) for k, v in record.items() if k not in ("epoch", "step")}
+        epoch = int(record["epoch"])
+        if self._recorded is None:        # one key suffices: a record goes to the store in one batch
+            from mlflow.tracking import MlflowClient
+
+            history = MlflowClient().get_metric_history(self.run_id, next(iter(metrics))) if metrics else []
+            self._recorded = max((m.step for m in history), default=0)
+        if epoch > self._recorded:
+            mlflow.log_metrics(metrics, step=epoch)
+        self.epochs = epoch
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:
         """Final metrics; sizes (parameter and sample counts) and flags go to the params."""

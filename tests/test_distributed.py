@@ -126,7 +126,7 @@ def test_a_stage_under_torchrun_writes_once_and_resumes_after_a_rank_is_killed(t
     assert run.info.run_id == run_id and run.info.status == "FINISHED"          # one run, continued
     assert run.data.params["processes"] == "2"
     steps = [m.step for m in client.get_metric_history(run_id, "loss/train")]
-    assert set(steps) == set(range(1, EPOCHS + 1)) and len(steps) - EPOCHS in (0, 1)
+    assert sorted(steps) == list(range(1, EPOCHS + 1))           # every epoch once
     assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/mlp.pt"]
     state = torch.load(tmp_path / "models/separable/mlp.pt", weights_only=False)
     assert state is not None and (tmp_path / "metrics/separable/train.json").exists()

@@ -30,6 +30,7 @@ from unittest import mock
 import pytest
 import yaml
 
+from pipeline.scaleout.auth import AUTH_CACHE_SECONDS
 from pipeline.scaleout.postgres import AUTH_DATABASE, LocalPostgres, ServerError, bin_dir, free_port
 from tests.conftest import ROOT
 from tests.e2e import copy_repo, dvc, env, sh, standalone_separable, wait_for_epochs
@@ -197,7 +198,9 @@ def test_what_usually_goes_wrong_is_one_line_and_status_2(server, closed_port, t
              (("--port", free, "--auth", "--admin-password-file", str(loose), "--backend-store-uri", server.database),
               f"admin password file {loose} is readable by others (mode 644): chmod 600"),
              (("--port", free, "--certfile", str(loose), "--backend-store-uri", server.database),
-              "HTTPS needs both --certfile and --keyfile")]
+              "HTTPS needs both --certfile and --keyfile"),
+             (("--port", free, "--auth-cache-seconds", "-1", "--backend-store-uri", server.database),
+              "--auth-cache-seconds -1: seconds, 0 or more")]
     for args, said in cases:
         done = _serve(*args)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
@@ -245,6 +248,11 @@ def test_no_password_shows_in_ps_or_in_what_the_servers_print(server, https):
     auth = server.folder / "server" / "auth"
     for path in (auth, auth / "secret_key", auth / "basic_auth.ini"):
         assert path.stat().st_mode & 0o077 == 0, path                   # the owner's alone
+    from mlflow.server.auth.config import read_auth_config
+
+    with mock.patch.dict(os.environ, {"MLFLOW_AUTH_CONFIG_PATH": str(auth / "basic_auth.ini")}):
+        read = read_auth_config()                   # as the server's workers read it
+    assert read.auth_cache_ttl_seconds == AUTH_CACHE_SECONDS and read.default_permission == "NO_PERMISSIONS"
 
 
 def _client(uri: str):

@@ -145,11 +145,11 @@ def test_a_killed_stage_continues_its_own_run_and_ends_it_finished(tmp_path, mon
     assert client.get_run(run_id).info.status == "RUNNING"       # what the kill left behind
     with stage_run("separable", "separable_train", {"lr": 0.01}, run_id=run_id) as run:
         assert run.run_id == run_id
-        for epoch in (4, 5):
+        for epoch in (3, 4, 5):          # resumed from epoch 2's checkpoint: epoch 3 reached the store, not its own
             run.log_epoch({"epoch": epoch, "train_loss": 1.0 / epoch})
     (r,) = client.search_runs([client.get_experiment_by_name("separable").experiment_id])
     assert r.info.run_id == run_id and r.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(run_id, "loss/train")] == [1, 2, 3, 4, 5]
+    assert [m.step for m in client.get_metric_history(run_id, "loss/train")] == [1, 2, 3, 4, 5]    # each once
     # a run that failed is continued too, and no longer carries its error once it finishes
     with pytest.raises(RuntimeError):
         with stage_run("separable", "separable_train", {"lr": 0.01}) as failing:

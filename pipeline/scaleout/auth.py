@@ -98,6 +98,15 @@ def _private_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# Seconds a worker of the server keeps a user's checked password (MLflow's auth_cache_ttl_seconds,
+# off by default in MLflow). Every request carries the password, and checking it against its scrypt
+# hash costs ~70 ms of server CPU (2-core reference machine): a stage logs every epoch and samples
+# system metrics every 5 s, so without the cache the hash is most of the server's work. The price:
+# a user removed, or a password changed, on one worker is still accepted by the others for up to
+# this long. 0 turns the cache off.
+AUTH_CACHE_SECONDS = 60
+
+
 class AuthFolder:
     """The server's auth state: `secret_key` (generated once) and `basic_auth.ini` (rewritten at
     every start from the options given), both mode 600 in a folder of mode 700."""
@@ -115,7 +124,7 @@ class AuthFolder:
             _private_write(key, secrets.token_hex(32) + "\n")
         return private_text(key, "the server's secret key")
 
-    def config(self, database_uri: str, admin: str) -> Path:
+    def config(self, database_uri: str, admin: str, cache_seconds: int = AUTH_CACHE_SECONDS) -> Path:
         ini = self.path / "basic_auth.ini"
         _private_write(ini, "\n".join([
             "[mlflow]",
@@ -124,6 +133,7 @@ class AuthFolder:
             f"database_uri = {database_uri}",
             f"admin_username = {admin}",
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+            f"auth_cache_ttl_seconds = {cache_seconds}",
             "",
         ]))
         return ini
@@ -144,7 +154,8 @@ def admin_exists(database_uri: str, admin: str) -> bool:
     return found
 
 
-def server_environment(folder: AuthFolder, database_uri: str, password_file: Path | None) -> dict[str, str]:
+def server_environment(folder: AuthFolder, database_uri: str, password_file: Path | None,
+                       cache_seconds: int = AUTH_CACHE_SECONDS) -> dict[str, str]:
     """What `mlflow server --app-name basic-auth` needs in its environment (never on its command line)."""
     folder.prepare()
     admin = os.environ.get(ADMIN_USERNAME_ENV) or "admin"
@@ -152,7 +163,7 @@ def server_environment(folder: AuthFolder, database_uri: str, password_file: Pat
     if password is None and not admin_exists(database_uri, admin):
         raise AuthError(f"the first start with authentication creates the admin `{admin}` and needs a password: "
                         f"--admin-password-file FILE (mode 600) or ${ADMIN_PASSWORD_ENV}; or --no-auth")
-    env = {CONFIG_ENV: str(folder.config(database_uri, admin)), SECRET_ENV: folder.secret_key()}
+    env = {CONFIG_ENV: str(folder.config(database_uri, admin, cache_seconds)), SECRET_ENV: folder.secret_key()}
     if password is not None:
         env[ADMIN_PASSWORD_ENV] = password
     return env

@@ -85,6 +85,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     lock.add_argument("--auth-database-uri", metavar="URI", default=os.environ.get(auth.DATABASE_ENV),
                       help=f"the auth app's database (default ${auth.DATABASE_ENV}, else the local cluster's "
                            "mlflow_auth, else the backend store's own database, where its tables stay apart)")
+    lock.add_argument("--auth-cache-seconds", type=int, default=auth.AUTH_CACHE_SECONDS, metavar="S",
+                      help=f"how long each worker keeps a checked password (default {auth.AUTH_CACHE_SECONDS}; "
+                           "a removed user or changed password holds on other workers for as long; 0: off)")
     lock.add_argument("--certfile", type=Path, help="serve HTTPS with this certificate (PEM; with --keyfile)")
     lock.add_argument("--keyfile", type=Path, help="the certificate's private key (PEM)")
     return parser.parse_known_args(argv)
@@ -187,6 +190,8 @@ def lock_options(args: argparse.Namespace) -> bool:
     locked = args.auth if args.auth is not None else not auth.is_loopback(args.host)
     if bool(args.certfile) != bool(args.keyfile):
         raise ServerError("HTTPS needs both --certfile and --keyfile")
+    if args.auth_cache_seconds < 0:
+        raise ServerError(f"--auth-cache-seconds {args.auth_cache_seconds}: seconds, 0 or more (0 turns the cache off)")
     for path in filter(None, (args.certfile, args.keyfile)):
         if not path.is_file():
             raise ServerError(f"{path}: no such file (--certfile/--keyfile: PEM files)")
@@ -242,7 +247,8 @@ def serve(args: argparse.Namespace, mlflow_options: list[str]) -> int:
             if args.auth_database_uri:
                 check_database(auth_uri)
             folder = args.auth_dir or (args.local_postgres / "auth" if local else args.admin_password_file.parent)
-            env.update(auth.server_environment(auth.AuthFolder(folder), auth_uri, args.admin_password_file))
+            env.update(auth.server_environment(auth.AuthFolder(folder), auth_uri, args.admin_password_file,
+                                               args.auth_cache_seconds))
             lock = ["--app-name", "basic-auth"]
         cmd = [sys.executable, "-m", "mlflow", "server", "--serve-artifacts", "--artifacts-destination", artifacts,
                "--host", args.host, "--port", str(args.port), *lock, *tls_options(args, mlflow_options)]
