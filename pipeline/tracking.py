@@ -148,9 +148,10 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
 def ready_store(uri: str) -> None:
     """An SQLite store's tables made once, under an exclusive `flock` on its file. MLflow makes them
     on first use with no lock: two processes opening a new store at once (the first stages of two
-    queued experiments, `mlflow ui` or a script beside a stage) both make them and one fails
-    ("table experiments already exists"). SQLite's own locks are POSIX record locks, which `flock`
-    leaves alone. A server's store is its server's business."""
+    queued experiments, a script that reads a stage's store as it starts) both make them and one
+    fails ("table experiments already exists"); every opener in this project comes through here.
+    SQLite's own locks are POSIX record locks, which `flock` leaves alone. A server's store is its
+    server's business."""
     if not uri.startswith("sqlite:///"):
         return
     from mlflow.tracking import MlflowClient
@@ -158,7 +159,7 @@ def ready_store(uri: str) -> None:
     path = Path(uri.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as handle:          # an empty file is an empty SQLite database
-        with contextlib.suppress(ImportError):   # no flock on this platform: MLflow's own way, unguarded
+        with contextlib.suppress(ImportError, OSError):   # no flock here (Windows, some NFS): MLflow's own way
             import fcntl
 
             fcntl.flock(handle, fcntl.LOCK_EX)   # released when the file closes
