@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.tracking import tracking_uri        # stdlib only at import: mlflow is imported where a run starts
+from pipeline.tracking import store_file, tracking_uri   # stdlib only at import: mlflow is imported where a run starts
 
 GB = 10**9
 # What a full `dvc repro` writes, in GB, from the datasets' published sizes and the outputs' shapes
@@ -200,8 +200,8 @@ def _host(url: str) -> str:
 def tracking_row(root: Path, env: dict | None = None, timeout: float = 5.0) -> Row:
     env = dict(os.environ if env is None else env)
     uri = tracking_uri(env, root)          # what the stages will use
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
+    path = store_file(uri)
+    if path is not None:
         folder = path.parent
         if path.exists():
             return Row("mlflow", "store", f"{uri} ({path.stat().st_size / 2**20:.1f} MiB)",

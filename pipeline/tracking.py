@@ -45,6 +45,11 @@ def tracking_uri(env: Mapping[str, str] | None = None, cwd: Path | None = None) 
     return f"sqlite:///{repo_root(env, cwd) / STORE_FILE}"
 
 
+def store_file(uri: str) -> Path | None:
+    """The SQLite file behind a `sqlite:///` store URI; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def artifact_location(experiment: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str | None:
     """Artifacts beside the default store; a user-set tracking URI keeps its server's default."""
     env = os.environ if env is None else env
@@ -63,7 +68,8 @@ def experiment_ids(names: list[str], env: Mapping[str, str] | None = None) -> di
     """The MLflow experiment id of each name that exists in the store; {} when there is no store yet
     (a missing SQLite file is not created) or it cannot be reached."""
     uri = tracking_uri(env)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    path = store_file(uri)
+    if path is not None and not path.exists():
         return {}
     try:
         from mlflow.tracking import MlflowClient
@@ -152,11 +158,11 @@ def ready_store(uri: str) -> None:
     fails ("table experiments already exists"); every opener in this project comes through here.
     SQLite's own locks are POSIX record locks, which `flock` leaves alone. A server's store is its
     server's business."""
-    if not uri.startswith("sqlite:///"):
+    path = store_file(uri)
+    if path is None:
         return
     from mlflow.tracking import MlflowClient
 
-    path = Path(uri.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "ab") as handle:          # an empty file is an empty SQLite database
         with contextlib.suppress(ImportError, OSError):   # no flock here (Windows, some NFS): MLflow's own way
