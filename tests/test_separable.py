@@ -22,8 +22,21 @@ def test_blobs_are_make_blobs_with_the_reports_arguments():
 
     x, y = sep.make_data(_cfg(), seed=0)
     rx, ry = make_blobs(n_samples=200, centers=[[-1, -1], [1, 1]], cluster_std=0.5, random_state=0)
-    assert x.shape == (200, 2) and x.dtype == torch.float32
-    assert torch.allclose(x, torch.from_numpy(rx).float()) and y.tolist() == ry.tolist()
+    assert x.shape == (200, 2) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert torch.equal(x, torch.from_numpy(rx).float()) and y.tolist() == ry.tolist()
+
+
+@pytest.mark.parametrize("n, centers, std, seed", [
+    (201, ((-1.0, -1.0), (1.0, 1.0)), 0.5, 7),                 # an odd count: the first center gets one more
+    (50, ((0.0, 0.0), (3.0, -1.0), (-2.0, 4.0)), 1.3, 123),    # three centers, 50 = 17 + 17 + 16
+    (4, ((-1.0, -1.0), (1.0, 1.0)), 0.1, 2**31 - 1),
+])
+def test_blobs_match_make_blobs_for_other_counts_centers_and_seeds(n, centers, std, seed):
+    from sklearn.datasets import make_blobs
+
+    x, y = sep.make_data(_cfg(n_samples=n, centers=centers, cluster_std=std), seed=seed)
+    rx, ry = make_blobs(n_samples=n, centers=[list(c) for c in centers], cluster_std=std, random_state=seed)
+    assert torch.equal(x, torch.from_numpy(rx).float()) and y.tolist() == ry.tolist()
 
 
 def test_network_shape_and_parameter_count():

@@ -38,12 +38,24 @@ class SeparableConfig:
 
 
 def make_data(cfg: SeparableConfig, seed: int) -> tuple[Tensor, Tensor]:
-    """sklearn.datasets.make_blobs exactly as the report called it: (N, 2) float32, (N,) int64."""
-    from sklearn.datasets import make_blobs
+    """The report's sklearn.datasets.make_blobs(n_samples, centers, cluster_std, random_state=seed),
+    drawn the way make_blobs draws it: (N, 2) float32, (N,) int64.
 
-    x, y = make_blobs(n_samples=cfg.n_samples, centers=[list(c) for c in cfg.centers],
-                      cluster_std=cfg.cluster_std, random_state=seed)
-    return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+    make_blobs gives each center N // k samples (the first N % k one more), draws them center by
+    center from one RandomState, then shuffles both arrays with a permutation from the same
+    generator. Written out here so that a stage does not import scikit-learn (about a second per
+    process); tests/test_separable.py holds it equal to make_blobs itself.
+    """
+    generator = np.random.RandomState(seed)
+    centers = np.asarray(cfg.centers, dtype=np.float64)
+    k, features = centers.shape
+    counts = [cfg.n_samples // k + (1 if i < cfg.n_samples % k else 0) for i in range(k)]
+    x = np.concatenate([generator.normal(loc=c, scale=cfg.cluster_std, size=(n, features))
+                        for c, n in zip(centers, counts)])
+    y = np.repeat(np.arange(k), counts)
+    order = np.arange(cfg.n_samples)
+    generator.shuffle(order)
+    return torch.from_numpy(x[order].astype(np.float32)), torch.from_numpy(y[order].astype(np.int64))
 
 
 class SoftmaxMLP(nn.Module):
