@@ -491,7 +491,9 @@ def test_a_server_gone_past_the_retries_is_one_line_and_the_rerun_continues_its_
     assert lines[-1].startswith(f"error: the tracking server {server.url} stopped answering after epoch "), out[-3000:]
     assert lines[-1].endswith(f"continues from its resume checkpoint into run {run_id}"), lines[-1]
     stopped = int(lines[-1].split("after epoch ")[1].split()[0])
-    assert stopped >= logged and not (folder / MODEL).exists()        # the outputs are the finished stage's alone
+    # the epoch the stage last heard the store take: the server may have taken one more and been killed
+    # before it answered (the rerun then records that epoch no second time, checked below)
+    assert stopped >= logged - 1 and not (folder / MODEL).exists()    # the outputs are the finished stage's alone
     rerun, _ = standalone_separable(folder, DISTURBED, **extra)
     again = subprocess.run(STAGE, cwd=folder, env=rerun, capture_output=True, text=True, timeout=600, check=False)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
