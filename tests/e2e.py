@@ -92,6 +92,17 @@ def stale(repo: Path, *targets: str) -> set[str]:
         return set(dvc_repo.status(targets=list(targets), with_deps=True))
 
 
+def would_run(repo: Path, *targets: str) -> set[str]:
+    """The stages `dvc repro --dry targets` names as running: DVC's own reproduce, called in this
+    process with dry=True as that command calls it (it takes the repository lock itself)."""
+    from contextlib import chdir
+
+    from dvc.repo import Repo
+
+    with chdir(repo), Repo(str(repo)) as dvc_repo:
+        return {stage.addressing for stage in dvc_repo.reproduce(targets=list(targets), dry=True)}
+
+
 def ran(output: str) -> set[str]:
     return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
 

@@ -1,7 +1,7 @@
 """A team's tracking server, end to end: a real PostgreSQL (a throwaway cluster) and a real
 `mlflow server` on 127.0.0.1, both started by `python -m pipeline.scaleout.tracking_server
 --local-postgres --auth` as a team starts them, users added with its `users add`. A stage process
-signed in as an EDIT user logs to it exactly what it logs to the SQLite default; four queued
+signed in as an EDIT user logs to it exactly what it logs to the SQLite default; three queued
 experiments under `dvc queue start -j 2` land one run each, with the server and with the SQLite
 default alike; a stage the server refuses (no user, a wrong password, a READ user, a certificate it
 does not trust) is one line before any compute; a stage outlives its server killed and restarted,
@@ -37,7 +37,7 @@ from tests.e2e import copy_repo, dvc, env, sh, standalone_separable, wait_for_ep
 
 pytestmark = pytest.mark.e2e          # a real PostgreSQL, a real MLflow server, the real dvc queue
 
-RATES = ("0.001", "0.002", "0.005", "0.02")         # separable.train.lr of the four queued experiments
+RATES = ("0.001", "0.005", "0.02")      # separable.train.lr of the queued experiments: under -j 2, one worker takes two
 READY = "clients set MLFLOW_TRACKING_URI="
 MODULE = (sys.executable, "-m", "pipeline.scaleout.tracking_server")
 ADMIN, EDITOR, READER = (("admin", secrets.token_urlsafe(18)), ("ana", secrets.token_urlsafe(18)),

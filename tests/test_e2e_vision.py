@@ -28,6 +28,7 @@ from tests.e2e import (
     repo_fixtures,
     sh,
     sweep_stages,
+    would_run,
 )
 from tests.fixtures import cifar_images, write_cifar_archive
 
@@ -142,7 +143,7 @@ def test_a_change_reaches_the_stages_that_read_it(repo, first_repro):
         params["distill"][section][key] = value
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         try:
-            return ran(dvc(repo, "repro", "--dry", *REPORTS["vision"]))
+            return would_run(repo, *REPORTS["vision"])
         finally:
             (repo / "params.yaml").write_text(original)
 
@@ -203,7 +204,7 @@ def test_a_new_sweep_value_adds_one_stage_and_reruns_no_other_training(repo, fir
     params["colourize"]["sweep_cnn"]["filters"] = [16, 24]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        assert ran(dvc(repo, "repro", "--dry", *REPORTS["vision"])) == {"colourize_sweep_cnn_filters@24",
+        assert would_run(repo, *REPORTS["vision"]) == {"colourize_sweep_cnn_filters@24",
                                                                         "colourize_report"}
 
     finally:
