@@ -108,8 +108,8 @@ def test_a_stage_under_torchrun_writes_once_and_resumes_after_a_rank_is_killed(t
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
            "-m", "stages.separable", "train"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    client = MlflowClient(uri)
     run_id, logged = wait_for_epochs(proc, uri, 10, timeout=240)
+    client = MlflowClient(uri)          # after the store is made: a client makes a new store's tables with no lock
     workers = {_rank_of(p): p for agent in [proc.pid] for p in _children(agent)}
     assert proc.poll() is None and logged >= 10 and 1 in workers, "finished or stalled before the kill"
     os.kill(workers[1], signal.SIGKILL)                 # rank 1 dies; torchrun ends rank 0 and fails

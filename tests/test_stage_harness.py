@@ -23,8 +23,8 @@ def test_a_stage_killed_mid_training_continues_its_run_and_ends_it_finished(tmp_
     env, uri = standalone_separable(tmp_path, EPOCHS, DLREPRO_RESUME_ROOT=str(volume))
     cmd = [sys.executable, "-m", "stages.separable", "train"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    client = MlflowClient(uri)
     run_id, logged = wait_for_epochs(proc, uri, 10, timeout=180)
+    client = MlflowClient(uri)          # after the store is made: a client makes a new store's tables with no lock
     assert proc.poll() is None and logged >= 10, "the stage finished or stalled before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
