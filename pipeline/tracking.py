@@ -118,7 +118,11 @@ def stage_run(experiment: str, stage: str, params: Mapping[str, object],
     with refusals(uri):               # a server that refuses this user stops the stage before any compute
         reachable(uri)
         ready_store(uri)
-        mlflow.set_tracking_uri(uri)
+        # what set_tracking_uri leaves (the variable, for the stage's children too), without its reset
+        # of MLflow's tracing, which loads OpenTelemetry's SDK (0.3 s of every stage) for traces no stage makes
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        if mlflow.get_tracking_uri() != uri:        # a process that chose another store itself
+            mlflow.set_tracking_uri(uri)
         found = mlflow.get_experiment_by_name(experiment)
         exp_id = found.experiment_id if found else mlflow.create_experiment(experiment, artifact_location=location)
         if found is None or found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND["mlflow.experimentKind"]:
@@ -353,8 +357,3 @@ class StageRun:
         import mlflow
 
         mlflow.log_artifact(str(path), artifact_path=folder)
-
-    def log_figure(self, figure, name: str) -> None:
-        import mlflow
-
-        mlflow.log_figure(figure, name)

@@ -183,8 +183,9 @@ class Stage:
                 (folder / name).parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(folder / name) as tmp:
                     fig.savefig(tmp, format="png", dpi=110)
-                if self.tracker is not None:
-                    self.tracker.log_figure(fig, name)
+                if self.tracker is not None:        # the file's bytes (MLflow's log_figure would draw it again)
+                    parent = Path(name).parent.as_posix()
+                    self.tracker.log_artifact(folder / name, None if parent == "." else parent)
             plt.close(fig)
 
     def done(self, summary: str) -> None:

@@ -4,6 +4,7 @@ GPU that torch cannot use."""
 from __future__ import annotations
 
 import copy
+import os
 import stat
 import subprocess
 import sys
@@ -118,6 +119,33 @@ def test_deterministic_false_lets_cudnn_benchmark_and_true_restores_repeatable_k
     finally:
         dv.seed_everything(0, deterministic=True)
     assert not torch.backends.cudnn.benchmark and torch.are_deterministic_algorithms_enabled()
+
+
+SEEDED = """
+import sys, torch
+from torch import nn
+from pipeline.core import runtime
+from pipeline.core.device import seed_everything
+seed_everything(0, deterministic=True)
+seen = [torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+        "torch._inductor" in sys.modules]
+import torch._inductor.config as ic
+seed_everything(0, deterministic=False)
+seen += [torch.are_deterministic_algorithms_enabled(), ic.deterministic]
+seed_everything(0, deterministic=True)
+seen.append(ic.deterministic)
+ic.deterministic = False                        # as a compiler loaded after the seeding would start
+runtime._probes["cpu"] = "skipped here"         # no compilation: only the flag the compiler is handed
+runtime.compiled(nn.Linear(2, 2), torch.device("cpu"))
+print(seen + [ic.deterministic])
+"""
+
+
+def test_seeding_sets_torch_s_deterministic_flag_without_loading_the_compiler_and_the_compiler_gets_it():
+    done = subprocess.run([sys.executable, "-c", SEEDED], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str([True, True, False, False, False, True, True])
 
 
 def test_every_stage_that_picks_a_device_lists_deterministic():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -75,7 +76,7 @@ def test_rerunning_a_stage_reproduces_its_outputs_bit_for_bit(repo, first_repro)
     assert "superres_evaluate" not in dvc(repo, "status", *TARGETS)
 
 
-def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
+def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro, tmp_path):
     client, runs = mlflow_runs(repo, "superres")
     by_name = {r.info.run_name: r for r in runs}
     assert set(by_name) == {s for s in SUPERRES if "train" in s or "evaluate" in s}
@@ -90,6 +91,8 @@ def test_repro_records_each_stage_run_in_the_sqlite_store(repo, first_repro):
     assert "x2.subpixel.psnr" in ev.data.metrics
     arts = {a.path for a in client.list_artifacts(ev.info.run_id)}
     assert "grid_x2_holdout.png" in arts and "psnr.png" in arts
+    logged = Path(client.download_artifacts(ev.info.run_id, "psnr.png", str(tmp_path)))
+    assert logged.read_bytes() == (repo / "figures/superres/psnr.png").read_bytes()    # the file, not a redraw
 
 
 def test_repro_renders_the_report(repo, first_repro):

@@ -44,7 +44,6 @@ def test_tags_name_stage_experiment_and_revision():
 
 
 def test_stage_run_writes_params_epoch_metrics_and_artifacts_to_sqlite(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
     from mlflow.tracking import MlflowClient
 
     root = _repo(tmp_path)
@@ -60,9 +59,7 @@ def test_stage_run_writes_params_epoch_metrics_and_artifacts_to_sqlite(tmp_path,
             run.log_epoch({"epoch": epoch, "train_loss": loss})
         run.log_metrics({"test_loss": 0.1})
         run.log_artifact(copy / "history.csv")
-        fig = plt.figure()
-        run.log_figure(fig, "curve.png")
-        plt.close(fig)
+        run.log_artifact(copy / "history.csv", "tables")
     assert (root / "mlflow.db").exists() and not (copy / "mlflow.db").exists()
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
     exp = client.get_experiment_by_name("superres")
@@ -77,7 +74,8 @@ def test_stage_run_writes_params_epoch_metrics_and_artifacts_to_sqlite(tmp_path,
     assert [(m.step, m.value) for m in steps] == [(1, 0.5), (2, 0.25), (3, 0.125)]
     assert r.data.metrics["test_loss"] == pytest.approx(0.1)
     arts = sorted(a.path for a in client.list_artifacts(r.info.run_id))
-    assert arts == ["curve.png", "history.csv"]
+    assert arts == ["history.csv", "tables"]
+    assert [a.path for a in client.list_artifacts(r.info.run_id, "tables")] == ["tables/history.csv"]
     assert (root / "mlartifacts" / "superres" / r.info.run_id / "artifacts" / "history.csv").exists()
 
 

@@ -246,6 +246,21 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = deterministic
+
+
+def deterministic_algorithms(mode: bool) -> None:
+    """`torch.use_deterministic_algorithms(mode, warn_only=True)` without loading TorchInductor:
+    torch's function imports it only to copy the flag into the compiler's config, 1.3 s of CPU in
+    every stage process, most of which never compile. The compiler's copy is set here when it is
+    already loaded, and by `runtime.compiled` before anything is compiled."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:                  # a torch without the private setter: its public function
+        torch.use_deterministic_algorithms(mode, warn_only=True)
+        return
+    setter(mode, warn_only=True)
+    inductor = sys.modules.get("torch._inductor.config")
+    if inductor is not None:
+        inductor.deterministic = mode

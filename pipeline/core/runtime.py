@@ -46,6 +46,9 @@ def memory_format(model: nn.Module, device: torch.device, choice: str | None = N
 def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     """`torch.compile(model)` where compilation works here; otherwise one line on stderr saying why
     and the model itself, so training goes on uncompiled."""
+    import torch._inductor.config
+
+    torch._inductor.config.deterministic = torch.are_deterministic_algorithms_enabled()   # as seeded
     reason = _probe(device)
     if reason:
         print(f"compile: torch.compile does not work here ({reason}); training uncompiled", file=sys.stderr)
