@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.fer.data import FerConfig
 from stages.common import begin, load_tensors, main
 
 RAW, DOWNLOADS = Path("data/raw/fer"), Path(".cache/downloads/fer")   # downloads: git-ignored, kept for reruns
@@ -26,6 +25,7 @@ def download() -> None:
     from pipeline.core.errors import DataError
     from pipeline.data.download import RemoteFile, fetch, mirror_setting
     from pipeline.fer import data as fer
+    from pipeline.fer.data import FerConfig
 
     st = begin("fer_download", "fer", FerConfig, device=False)
     cfg = st.cfg
@@ -67,6 +67,7 @@ def _compare_with_kaggle(form) -> None:
 def prepare() -> None:
     from pipeline.core.errors import DataError
     from pipeline.fer import data as fer
+    from pipeline.fer.data import FerConfig
     from pipeline.fer.figures import samples_per_class
 
     st = begin("fer_prepare", "fer", FerConfig, device=False)
@@ -89,6 +90,7 @@ def train() -> None:
     from pipeline.core.engine import parameter_count
     from pipeline.fer import model as fm
     from pipeline.fer import train as ft
+    from pipeline.fer.data import FerConfig
     from stages.common import fit_summary
     from stages.scoring import score_predictions
 
@@ -139,6 +141,7 @@ def inspect() -> None:
     from pipeline.core.errors import ParamError
     from pipeline.fer import figures
     from pipeline.fer import model as fm
+    from pipeline.fer.data import FerConfig
 
     st = begin("fer_inspect", "fer", FerConfig)
     cfg = st.cfg

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.separable.study import SeparableConfig
 from stages.common import begin, main
 
 MODEL, METRICS = Path("models/separable/mlp.pt"), Path("metrics/separable")
@@ -18,6 +17,7 @@ def train() -> None:
     from pipeline.core.params import flatten, to_dict
     from pipeline.separable import study
     from pipeline.separable.figures import boundary, loss_curve
+    from pipeline.separable.study import SeparableConfig
 
     st = begin("separable_train", "separable", SeparableConfig)
     cfg = st.cfg

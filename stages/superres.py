@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.superres.config import SuperresConfig
 from stages.common import begin, load_tensors, main
 
 SAMPLES = Path("data/features/superres/samples.pt")
@@ -20,6 +19,7 @@ def features() -> None:
     from pipeline.data import cifar10
     from pipeline.data.download import fetch, mirror_setting
     from pipeline.data.photos import load_images, needs_cifar
+    from pipeline.superres.config import SuperresConfig
     from pipeline.superres.features import build_samples
 
     st = begin("superres_features", "superres", SuperresConfig, device=False)
@@ -43,6 +43,7 @@ def train(variant: str) -> None:
     from pipeline.core.engine import parameter_count
     from pipeline.core.errors import ParamError
     from pipeline.core.params import to_dict
+    from pipeline.superres.config import SuperresConfig
     from pipeline.superres.training import train_variant
 
     st = begin(f"superres_train@{variant}", "superres", SuperresConfig)
@@ -76,6 +77,7 @@ def evaluate() -> None:
 
     from pipeline.core.errors import DataError
     from pipeline.core.params import flatten
+    from pipeline.superres.config import SuperresConfig
     from pipeline.superres.evaluation import headline, method_table, score, summary, upscale_all
     from pipeline.superres.figures import evaluation_figures
     from pipeline.superres.models import variant_model

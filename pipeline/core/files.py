@@ -13,8 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import torch
-
 from pipeline.core.errors import DiskFullError
 
 FULL = (errno.ENOSPC, errno.EDQUOT)      # no space left; over the quota
@@ -92,6 +90,8 @@ def remove_with_leftovers(path: str | Path) -> None:
 def tensor_bytes(obj) -> int:
     """The bytes of the tensors in `obj` (nested dicts, lists, tuples, dataclass-free), each
     storage once: about what torch.save writes."""
+    import torch  # here, not at the top: the report and scorecard stages write files without torch
+
     seen: dict[tuple, int] = {}
 
     def walk(item) -> None:
@@ -113,6 +113,8 @@ def atomic_torch_save(obj, path: str | Path) -> None:
     folder after the file (here a random temporary name); given a file object it does not. Its
     tensors' bytes are checked against the free space first; torch's own error for a disk that
     fills while it writes (a RuntimeError from its zip writer) is a DiskFullError too."""
+    import torch
+
     path, needed = Path(path), tensor_bytes(obj)
     with atomic_path(path, needed) as tmp:
         try:
