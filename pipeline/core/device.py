@@ -256,11 +256,11 @@ def deterministic_algorithms(mode: bool) -> None:
     torch's function imports it only to copy the flag into the compiler's config, 1.3 s of CPU in
     every stage process, most of which never compile. The compiler's copy is set here when it is
     already loaded, and by `runtime.compiled` before anything is compiled."""
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None:                  # a torch without the private setter: its public function
+    try:
+        torch._C._set_deterministic_algorithms(mode, warn_only=True)
+    except (AttributeError, TypeError):     # a torch whose private setter differs: its public function
         torch.use_deterministic_algorithms(mode, warn_only=True)
         return
-    setter(mode, warn_only=True)
     inductor = sys.modules.get("torch._inductor.config")
     if inductor is not None:
         inductor.deterministic = mode
