@@ -16,7 +16,7 @@ lacks, and stops early with what it has when its time budget runs out.
    separable, theory; batch_size and autoencoder on Fashion-MNIST with --fashion-mnist). Needs
    dvc, mlflow and papermill: from the environment, or installed from `--wheelhouse` (made by
    `make wheelhouse`); otherwise skipped with one line. At `--scale smoke` (a CPU check of this
-   script) it runs the separable and theory stages at scale smoke only.
+   script) it runs the separable stages at scale smoke only.
 
 Steps 1-5 import nothing from dvc, mlflow or papermill (an offline GPU node with a site-provided
 PyTorch has none). Writes benchmarks/results/gpu_<device>.{json,md}: machine, versions, each step's
