@@ -236,12 +236,16 @@ def test_only_a_server_that_stopped_answering_counts_as_lost():
 
 OPEN_AT = """
 import sys, time
+from pathlib import Path
 from mlflow.tracking import MlflowClient
 from pipeline.tracking import ready_store
-uri, start = sys.argv[1], float(sys.argv[2])
-time.sleep(max(0.0, start - time.time()))       # every process opens the new store at the same instant
+uri, folder, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+(folder / f"ready-{name}").touch()              # past the imports
+while not (folder / "go").exists():
+    time.sleep(0.01)
+time.sleep(max(0.0, float((folder / "go").read_text()) - time.time()))   # all open the new store at one instant
 ready_store(uri)
-MlflowClient(uri).create_experiment(sys.argv[3])
+MlflowClient(uri).create_experiment(name)
 """
 
 
@@ -255,9 +259,13 @@ def test_processes_that_open_a_new_sqlite_store_at_once_all_get_it(tmp_path):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
-    start = time.time() + 8                         # past every process's imports
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, uri, str(start), f"e{i}"], cwd=Path.cwd(),
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_AT, uri, str(tmp_path), f"e{i}"], cwd=Path.cwd(),
                               stderr=subprocess.PIPE, text=True) for i in range(3)]
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 3 and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    (tmp_path / "go.tmp").write_text(str(time.time() + 0.5))
+    (tmp_path / "go.tmp").rename(tmp_path / "go")     # whole, at once: the time every process waits for
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [e[-600:] for e in errors]
     names = {e.name for e in MlflowClient(uri).search_experiments()}
