@@ -7,12 +7,9 @@ before CrossEntropyLoss; logits: plain logits); report.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from pipeline.autoencoder.model import AutoencoderConfig
 from stages.common import begin, load_section, load_tensors, main
-
-if TYPE_CHECKING:
-    from pipeline.autoencoder.model import AutoencoderConfig
 
 MODEL, CODES = Path("models/autoencoder/autoencoder.pt"), Path("data/features/autoencoder/codes.pt")
 MODELS, METRICS, PLOTS = Path("models/autoencoder"), Path("metrics/autoencoder"), Path("plots/autoencoder")
@@ -34,7 +31,6 @@ def train() -> None:
 
     from pipeline.autoencoder import model as ae
     from pipeline.autoencoder.figures import train_figures
-    from pipeline.autoencoder.model import AutoencoderConfig
     from pipeline.autoencoder.seed import SEED_EPOCH_LOSSES
     from pipeline.core.engine import fit, parameter_count
     from pipeline.core.params import flatten, to_dict
@@ -76,7 +72,7 @@ def train() -> None:
 
 def codes() -> None:
     """The trained encoder's codes of every train and test image."""
-    from pipeline.autoencoder.model import Autoencoder, AutoencoderConfig, encode
+    from pipeline.autoencoder.model import Autoencoder, encode
     from pipeline.data.mnist import to_unit
 
     st = begin("autoencoder_codes", "autoencoder", AutoencoderConfig)
@@ -95,7 +91,6 @@ def classify(variant: str) -> None:
     import torch
 
     from pipeline.autoencoder import model as ae
-    from pipeline.autoencoder.model import AutoencoderConfig
     from pipeline.core import figures
     from pipeline.core import scores as sc
     from pipeline.core.engine import fit, parameter_count

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.emnist.data import EmnistConfig
 from stages.common import begin, load_tensors, main
 
 RAW, PREPARED = Path("data/raw/emnist"), Path("data/prepared/emnist.pt")
@@ -19,7 +20,6 @@ PLOTS, FIGURES = Path("plots/emnist"), Path("figures/emnist")
 def download() -> None:
     from pipeline.data.download import fetch, mirror_setting
     from pipeline.emnist import data as emnist
-    from pipeline.emnist.data import EmnistConfig
 
     st = begin("emnist_download", "emnist", EmnistConfig, device=False)
     if emnist.raw_is_complete(RAW):
@@ -35,7 +35,6 @@ def download() -> None:
 
 def prepare() -> None:
     from pipeline.emnist import data as emnist
-    from pipeline.emnist.data import EmnistConfig
     from pipeline.emnist.figures import data_figures
 
     st = begin("emnist_prepare", "emnist", EmnistConfig, device=False)
@@ -53,7 +52,6 @@ def train(model: str) -> None:
     from pipeline.core.params import to_dict
     from pipeline.emnist import models as em
     from pipeline.emnist import train as et
-    from pipeline.emnist.data import EmnistConfig
     from stages.scoring import score_predictions
 
     name = model
@@ -98,7 +96,6 @@ def train(model: str) -> None:
 def report() -> None:
     from pipeline.core.params import load_params, parse, to_dict
     from pipeline.core.settings import settings_from
-    from pipeline.emnist.data import EmnistConfig
     from stages.report import render_report
 
     params = load_params()
