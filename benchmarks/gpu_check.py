@@ -124,6 +124,7 @@ def step_benchmarks(a, budget, tmp: Path) -> dict:
             return {"status": "failed", "seconds": round(time.monotonic() - t0, 1), **figures,
                     "reason": f"{name}: {last_line(out)}"}
         figures[name] = json.loads(found[0].read_text())["rows"]
+        figures.setdefault("tables", {})[name] = found[0].with_suffix(".md").read_text()
         if not a.scale == "smoke":
             for suffix in (".json", ".md"):
                 shutil.copy(found[0].with_suffix(suffix), Path(a.out) / found[0].with_suffix(suffix).name)
@@ -255,6 +256,10 @@ def markdown(report: dict) -> str:
                   "| run | status | stages | seconds | note |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {r['status']} | {len(r.get('stages', []))} | {r.get('seconds', 0):.0f} | "
                   f"{r.get('reason', '')} |" for name, r in repro["runs"].items()]
+    bench = next((s for s in report["steps"] if s["step"] == 3 and s.get("tables")), None)
+    for table in (bench or {}).get("tables", {}).values():      # each benchmark's own page: caption, table
+        caption, *rest = table.strip().splitlines()
+        lines += ["", f"Step 3. {caption}", *rest]
     fam = next((s for s in report["steps"] if s["step"] == 4 and s["status"] == "ok"), None)
     if fam:
         lines += ["", "| experiment | family | samples/s | peak MB | s/epoch | epochs | predicted s |",

@@ -59,7 +59,7 @@ def test_make_gpu_check_on_a_cpu_runs_steps_1_to_5_without_dvc_mlflow_papermill(
     engine = steps[3]["engine_options"]
     assert [r["family"].split(" ")[0] for r in engine] == ["batch_size", "colourize"]
     assert all(r["eager"] > 0 and r["compile"] > 0 and r["deterministic_off"] > 0 for r in engine)
-    assert all(r["seed_samples_per_s"] > 0 for r in steps[3]["seed_loop"])
+    _check_seed_loop(steps[3]["seed_loop"], steps[3]["tables"]["seed_loop"], md)
     rows = steps[4]["rows"]
     assert [(r["experiment"], r["family"].split(" ")[0]) for r in rows] == [
         ("emnist", "mlp"), ("emnist", "cnn"), ("emnist", "factorised"), ("fer", "cnn"), ("distill", "mobilenetv2"),
@@ -77,6 +77,22 @@ def test_make_gpu_check_on_a_cpu_runs_steps_1_to_5_without_dvc_mlflow_papermill(
     assert [ln.split("|")[1].strip() for ln in lines if ln.startswith("| ") and ". " in ln.split("|")[1]] == [
         "1. doctor", "2. pytest -m gpu", "3. benchmarks", "4. training families", "5. torchrun vs plain", "6. dvc repro"]
     assert "| emnist | cnn |" in md and "Predicted training time per experiment: emnist" in md
+
+
+def _check_seed_loop(rows: list[dict], table: str, md: str) -> None:
+    """The seed-loop benchmark at `--scale 0.01 --only batch_size,colourize` (gpu-check's step 3 at scale
+    smoke; its timings are measured by running it, never in a test): one row per family it ran, and its
+    table, which gpu-check's page shows as it is."""
+    assert [r["family"].split(" ")[0] for r in rows] == ["batch_size", "colourize"]
+    for r in rows:
+        assert r["seed_samples_per_s"] > 0 and r["ours_samples_per_s"] > 0 and r["compute_limit_samples_per_s"] > 0
+        assert abs(r["ratio"] - r["ours_samples_per_s"] / r["seed_samples_per_s"]) < 0.01 * r["ratio"] + 0.01
+        assert r["samples"] == max(r["batch"], int({"batch_size": 16384, "colourize": 2048}[r["family"].split(" ")[0]]
+                                                   * 0.01))
+    lines = table.splitlines()
+    assert lines[0].startswith("Seed-style loop vs our engine on cpu")
+    assert lines[2].startswith("| family | batch | seed loop | ours |") and len(lines) == 4 + len(rows)
+    assert f"Step 3. {lines[0]}\n" + "\n".join(lines[1:]) in md
 
 
 @pytest.mark.e2e

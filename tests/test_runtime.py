@@ -1,5 +1,6 @@
 """The engine's execution options: torch.compile (and what happens where it cannot compile) and the
-channels_last memory format. Each run is a fresh process: compilation state is process-wide."""
+channels_last memory format. Each compiled run is a fresh process (compilation state is process-wide);
+the two uncompiled runs share one."""
 from __future__ import annotations
 
 import json
@@ -21,27 +22,30 @@ from pipeline.core import runtime
 from pipeline.core.engine import fit
 from pipeline.core.schedule import TrainConfig
 from pipeline.core.split import Split
+from torch._dynamo.utils import counters
 {setup}
-runtime.configure(runtime.Runtime(compile={compile}, memory_format={fmt!r}))
 g = torch.Generator().manual_seed(0)
 x, y = torch.randint(0, 256, (64, 1, 8, 8), dtype=torch.uint8, generator=g), torch.randint(0, 3, (64,), generator=g)
-torch.manual_seed(0)
-model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
 prepare = lambda xb, yb, training: (xb.float() / 255, yb)
 cfg = TrainConfig(epochs=2, batch_size=16, lr=0.01, monitor="train_loss")
-result = fit(model, Split(x, y), None, nn.functional.cross_entropy, cfg, prepare=prepare, progress=False)
-from torch._dynamo.utils import counters
-print(json.dumps({{"loss": [h["train_loss"] for h in result.history], "graphs": counters["stats"]["unique_graphs"],
-                  "weights": [v.flatten().tolist() for v in result.best_state.values()]}}))
+for compile, fmt in {runs!r}:
+    runtime.configure(runtime.Runtime(compile=compile, memory_format=fmt))
+    counters.clear()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
+    result = fit(model, Split(x, y), None, nn.functional.cross_entropy, cfg, prepare=prepare, progress=False)
+    print(json.dumps({{"loss": [h["train_loss"] for h in result.history], "graphs": counters["stats"]["unique_graphs"],
+                      "weights": [v.flatten().tolist() for v in result.best_state.values()]}}))
 """
 
 
-def _train(compile: bool, fmt: str = "auto", setup: str = "") -> tuple[dict, str]:
-    code = TRAIN.format(setup=setup, compile=compile, fmt=fmt)
+def _train(*runs: tuple[bool, str], setup: str = "") -> tuple[list[dict], str]:
+    """Each (compile, memory format) run trained one after another in one fresh process: its results, its stderr."""
+    code = TRAIN.format(setup=setup, runs=list(runs))
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
                          check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+    return [json.loads(line) for line in out.stdout.strip().splitlines()[-len(runs):]], out.stderr
 
 
 def _close(a: dict, b: dict) -> None:
@@ -51,28 +55,31 @@ def _close(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def eager():
-    return _train(False, "contiguous")[0]
+def uncompiled() -> dict[str, dict]:
+    """The eager run and the channels_last run, from one process (the latter after the former)."""
+    runs, _ = _train((False, "contiguous"), (False, "channels_last"))
+    return dict(zip(("eager", "channels_last"), runs))
 
 
-def test_compiled_training_learns_what_eager_training_learns(eager):
-    compiled, err = _train(True, "contiguous")
+def test_compiled_training_learns_what_eager_training_learns(uncompiled):
+    (compiled,), err = _train((True, "contiguous"))
     assert "training uncompiled" not in err          # this machine has a C++ compiler: it really compiled
-    assert compiled["graphs"] >= 1 and eager["graphs"] == 0
-    _close(compiled, eager)
+    assert compiled["graphs"] >= 1 and uncompiled["eager"]["graphs"] == 0
+    _close(compiled, uncompiled["eager"])
 
 
-def test_where_torch_compile_cannot_work_one_line_says_so_and_training_goes_on_uncompiled(eager):
+def test_where_torch_compile_cannot_work_one_line_says_so_and_training_goes_on_uncompiled(uncompiled):
     broken = "import torch._inductor.config as ic; ic.cpp.cxx = ('/nonexistent/c++',)"     # no C++ compiler
-    result, err = _train(True, "contiguous", setup=broken)
+    (result,), err = _train((True, "contiguous"), setup=broken)
     said = [line for line in err.splitlines() if line.startswith("compile:")]
     assert len(said) == 1 and "does not work here" in said[0] and said[0].endswith("training uncompiled")
     assert "C++ compiler" in said[0]
-    assert result == eager                           # uncompiled: exactly the eager run, no graph
+    assert result == uncompiled["eager"]             # uncompiled: exactly the eager run, no graph
 
 
-def test_channels_last_trains_the_same_model(eager):
-    _close(_train(False, "channels_last")[0], eager)
+def test_channels_last_trains_the_same_model(uncompiled):
+    assert uncompiled["channels_last"]["graphs"] == 0
+    _close(uncompiled["channels_last"], uncompiled["eager"])
 
 
 def test_auto_memory_format_is_channels_last_for_cnns_on_cuda_and_cpu():

@@ -179,7 +179,8 @@ def test_a_training_stage_s_run_records_the_machine_s_load_in_system_metrics(tmp
 
     from tests.e2e import standalone_separable
 
-    env, uri = standalone_separable(tmp_path, 600, MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
+    # a sample every 0.2 s: several within the second or so that 80 epochs, the figures and the model take
+    env, uri = standalone_separable(tmp_path, 80, MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="0.2")
     done = subprocess.run([sys.executable, "-m", "stages.separable", "train"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
