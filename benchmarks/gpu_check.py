@@ -7,7 +7,8 @@ lacks, and stops early with what it has when its time budget runs out.
 1. the doctor (`--require-gpu` on CUDA: stops here if torch cannot use the GPU);
 2. `pytest -m gpu`;
 3. the seed-loop benchmark and the engine-options benchmark (compile, channels_last,
-   deterministic off, fp32 against the auto precision);
+   deterministic off, fp32 against the auto precision): their tables in this check's page, and
+   at --scale full their own files in --out;
 4. every training family at full size on same-shaped data (benchmarks.families): samples/s,
    peak memory, seconds per epoch, predicted training time of each experiment;
 5. torchrun with one process against a plain run: the same weights;
