@@ -509,7 +509,7 @@ def test_a_remote_credential_set_with_local_stays_out_of_git(tmp_path):
     """The team's DVC remote in .dvc/config (committed), its secret in .dvc/config.local (DVC's own
     .dvc/.gitignore keeps it out of git)."""
     repo = copy_repo(tmp_path / "repo")
-    secret = secrets.token_urlsafe(12)
+    secret = "s" + secrets.token_urlsafe(12)       # one starting with "-" would read as an option
     dvc(repo, "remote", "add", "team", "s3://team-bucket/dvc")
     dvc(repo, "remote", "modify", "--local", "team", "secret_access_key", secret)
     assert secret in (repo / ".dvc" / "config.local").read_text()
