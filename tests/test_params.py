@@ -29,6 +29,23 @@ def test_the_real_params_file_parses(params):
     assert cfg.train.epochs == 50 and len(cfg.images.names) == 10
 
 
+@pytest.mark.parametrize("name", ["params.yaml", "dvc.yaml"])
+def test_dvc_reads_the_repository_s_yaml_with_libyaml_as_yaml_reads_it(name):
+    """DVC parses these with ruamel.yaml's "safe" loader, which uses libyaml's parser where
+    ruamel.yaml.clib is installed (the lock has it; DVC installs with ruamel.yaml before 0.19 have it
+    too). It refuses what ruamel's own parser takes, `[skimage:astronaut]` (a colon inside a plain
+    scalar of a flow list): then every dvc command fails. Such values are quoted."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.main import CParser
+
+    loader = YAML(typ="safe")
+    assert CParser is not None and loader.Parser is CParser          # the C parser is the one checked
+    text = (ROOT / name).read_text()
+    assert loader.load(text) == yaml.safe_load(text)
+    with pytest.raises(Exception, match="found unexpected ':'"):    # and it is the strict one
+        YAML(typ="safe").load("names: [skimage:astronaut]\n")
+
+
 def test_theory_section_parses_and_rejects_bad_values(params):
     from pipeline.theory.config import TheoryConfig
 
