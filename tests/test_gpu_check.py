@@ -167,3 +167,65 @@ def test_a_run_past_its_deadline_is_stopped_with_its_stages(tmp_path):
         except OSError:
             continue
     assert left == [], f"processes still running in the copy: {left}"
+
+
+def _wheel(folder, name: str, version: str, source: str):
+    """A real, installable pure-Python wheel (`name` with one module), RECORD hashes included."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": source,
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    digest = {k: base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b"=").decode()
+              for k, v in files.items()}
+    files[f"{info}/RECORD"] = "".join(f"{k},sha256={digest[k]},{len(v.encode())}\n" for k, v in files.items()) + \
+        f"{info}/RECORD,,\n"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, v in files.items():
+            z.writestr(k, v)
+    return path
+
+
+def test_a_packed_wheelhouse_keeps_every_wheel_s_files_and_gpu_check_installs_from_it(tmp_path, monkeypatch):
+    import tarfile
+    import zipfile
+    from types import SimpleNamespace
+
+    from benchmarks import gpu_check
+    from benchmarks.wheelhouse import PACKED, pack
+
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    wheels = [_wheel(house, "housepkg_a", "1.0", "X = 41\n"), _wheel(house, "housepkg_b", "2.0", "Y = 'b' * 3\n")]
+    (house / "requirements.txt").write_text("housepkg-a==1.0\nhousepkg-b==2.0\n")
+    before = {w.name: {i.filename: zipfile.ZipFile(w).read(i) for i in zipfile.ZipFile(w).infolist()} for w in wheels}
+    archive = pack(house)
+    assert archive == house / PACKED and sorted(p.name for p in house.iterdir()) == sorted([PACKED, "requirements.txt"])
+    with tarfile.open(archive, "r:xz") as tar:
+        assert sorted(tar.getnames()) == sorted(before)
+        for member in tar.getmembers():
+            with zipfile.ZipFile(tar.extractfile(member)) as z:
+                assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+                assert {i.filename: z.read(i) for i in z.infolist()} == before[member.name]
+
+    a = SimpleNamespace(wheelhouse=str(house))
+    env, why = gpu_check.wheelhouse_env(a, gpu_check.Budget(120), tmp_path / "check" / "6", ("housepkg_a", "housepkg_b"))
+    assert why == "" and env is not None
+    got = subprocess.run([sys.executable, "-c", "import housepkg_a, housepkg_b; print(housepkg_a.X + 1, housepkg_b.Y)"],
+                         env=env, capture_output=True, text=True)
+    assert got.stdout.split() == ["42", "bbb"], got.stderr
+    assert sorted(p.name for p in (tmp_path / "check" / "wheels").iterdir()) == sorted(before)
+
+    monkeypatch.setattr(gpu_check, "BUNDLE_LIMIT", archive.stat().st_size - 1)    # what travelled is counted
+    env, why = gpu_check.wheelhouse_env(a, gpu_check.Budget(60), tmp_path / "other" / "6", ("housepkg_a",))
+    assert env is None and why == f"the wheelhouse at {house} is 0 MiB, over the 0 MiB bundle"
+    monkeypatch.undo()
+    archive.write_bytes(archive.read_bytes()[:200])                               # cut short in transit
+    env, why = gpu_check.wheelhouse_env(a, gpu_check.Budget(60), tmp_path / "cut" / "6", ("housepkg_a",))
+    assert env is None and why.startswith(f"the wheelhouse's {archive} cannot be unpacked (")
+    assert why.endswith("); run `make wheelhouse` again and bring it")
+    assert not (tmp_path / "cut" / "wheels").exists() and not (tmp_path / "cut" / "site").exists()
