@@ -312,6 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wheelhouse", default=str(ROOT / "wheelhouse"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     a = ap.parse_args(argv)
+    if a.fashion_mnist:
+        from pipeline.data.mnist import FILES
+
+        a.fashion_mnist = str(Path(a.fashion_mnist).resolve())    # step 6's runs work in copies elsewhere
+        absent = [f for f in FILES if not (Path(a.fashion_mnist) / f).is_file()]
+        if absent:
+            print(f"error: FASHION_MNIST={a.fashion_mnist} lacks {', '.join(absent)}: give the folder that holds "
+                  "Fashion-MNIST's four .gz files, or leave FASHION_MNIST out", file=sys.stderr)
+            return 2
     budget, t0 = Budget(a.budget), time.monotonic()
     Path(a.out).mkdir(parents=True, exist_ok=True)
     wanted = [int(s) for s in a.steps.split(",") if s.strip()]

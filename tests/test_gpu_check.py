@@ -229,3 +229,18 @@ def test_a_packed_wheelhouse_keeps_every_wheel_s_files_and_gpu_check_installs_fr
     assert env is None and why.startswith(f"the wheelhouse's {archive} cannot be unpacked (")
     assert why.endswith("); run `make wheelhouse` again and bring it")
     assert not (tmp_path / "cut" / "wheels").exists() and not (tmp_path / "cut" / "site").exists()
+
+
+def test_a_fashion_mnist_folder_without_its_four_files_is_one_line_before_any_step(tmp_path):
+    folder = tmp_path / "fm"
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"")
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+    out = tmp_path / "results"
+    done = subprocess.run(["make", "gpu-check", "DEVICE=cpu", "SCALE=smoke", "FASHION_MNIST=../" + os.path.relpath(folder, ROOT.parent),
+                           f"ARGS=--out {out}"], cwd=ROOT, env=_env(tmp_path, block=False), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-2:-1] == [
+        f"error: FASHION_MNIST={folder} lacks train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz: give the folder "
+        "that holds Fashion-MNIST's four .gz files, or leave FASHION_MNIST out"]
+    assert not out.exists()
