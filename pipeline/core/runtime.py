@@ -5,6 +5,7 @@ them itself, and the engine reads them. Neither changes a result beyond float ro
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 
@@ -62,6 +63,8 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
 def _probe(device: torch.device) -> str:
     """"" when a tiny function compiles and runs on `device`, else why not (once per device type)."""
     if device.type not in _probes:
+        if device.type != "cuda":        # a CUDA build of torch warns that it finds no CUDA runtime: not this device's
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         try:
             probe = torch.compile(lambda x: torch.relu(x) * 2 + 1)
             ok = torch.equal(probe(torch.ones(4, device=device)).cpu(), torch.full((4,), 3.0))
