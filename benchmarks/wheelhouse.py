@@ -14,7 +14,7 @@ pins, so exactly the missing wheels. Prints the total size against the 64 MiB bu
 
 The wheels are then packed into one archive, `wheels.tar.xz`, each stored uncompressed inside
 it so that xz compresses all of them as one stream: 153 wheels for Python 3.12 are 49.4 MiB as
-downloaded and 29.7 MiB packed, which leaves room in the bundle for Fashion-MNIST's four files
+downloaded and 30.4 MiB packed, which leaves room in the bundle for Fashion-MNIST's four files
 (29.4 MiB). The wheels' contents, and so their RECORD hashes, are unchanged; `make gpu-check`
 unpacks the archive before it installs.
 """
