@@ -27,7 +27,7 @@ HORSES = 5_000
 
 def seconds_per_epoch(model_name: str, run: col.Run, data: Split, epochs: int, amp) -> float:
     model = col.build(model_name, run).to(data.inputs.device)
-    tc = dataclasses.replace(run.train_config(), epochs=epochs + 1)
+    tc = dataclasses.replace(run.train_config(), epochs=epochs + 1, monitor="train_loss", mode="min")   # no validation set
     out = fit(model, data, None, col.pixel_loss, tc, amp_dtype=amp, progress=False)
     return HORSES / training_rate(out.history, len(data))
 
