@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.wheelhouse import PACKED
+from benchmarks.wheelhouse import PACKED, project, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS = ("dvc", "mlflow", "papermill")
@@ -171,17 +171,6 @@ def missing_packages(env: dict | None = None, needs: tuple[str, ...] = NEEDS) ->
     return p.stdout.split()
 
 
-def unpack(archive: Path, folder: Path) -> Path:
-    """The wheels of `make wheelhouse`'s archive, extracted once into `folder` (shared by every call)."""
-    if not folder.is_dir():
-        part = folder.with_name(folder.name + ".part")
-        shutil.rmtree(part, ignore_errors=True)
-        with tarfile.open(archive, "r:xz") as tar:
-            tar.extractall(part, filter="data")
-        part.rename(folder)
-    return folder
-
-
 def wheelhouse_env(a, budget, tmp: Path, needs: tuple[str, ...] = NEEDS) -> tuple[dict | None, str]:
     """The environment in which `needs` import — this one, or it with the wheelhouse installed into
     `tmp` — and ""; or None and why not."""
@@ -191,18 +180,18 @@ def wheelhouse_env(a, budget, tmp: Path, needs: tuple[str, ...] = NEEDS) -> tupl
         return env, ""
     house = Path(a.wheelhouse)
     listed = house / "requirements.txt"           # what `make wheelhouse` downloaded, for which Python
-    names = {re.split(r"[=<>; ]", ln, maxsplit=1)[0].lower().replace("-", "_")
+    names = {project(re.split(r"[=<>; \[]", ln, maxsplit=1)[0])
              for ln in (listed.read_text().splitlines() if listed.exists() else []) if ln.strip()}
     packed = house / PACKED
     brought = [packed] if packed.is_file() else sorted(house.glob("*.whl")) if house.is_dir() else []
     size = sum(w.stat().st_size for w in brought)  # what travelled, packed or not
     if size > BUNDLE_LIMIT:
-        return None, f"the wheelhouse at {house} is {size / 2**20:.0f} MiB, over the {BUNDLE_LIMIT // 2**20} MiB bundle"
+        return None, f"the wheelhouse at {house} is {size / 2**20:.1f} MiB, over the {BUNDLE_LIMIT / 2**20:.1f} MiB bundle"
     try:
         loose = unpack(packed, tmp.parent / "wheels") if packed.is_file() else house
-    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError) as e:
+    except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, TypeError) as e:    # TypeError: filter= before 3.11.4
         return None, f"the wheelhouse's {packed} cannot be unpacked ({e}); run `make wheelhouse` again and bring it"
-    wheels = sorted(w for w in loose.glob("*.whl") if w.name.split("-")[0].lower() in names) if loose.is_dir() else []
+    wheels = sorted(w for w in loose.glob("*.whl") if project(w.name.split("-")[0]) in names) if loose.is_dir() else []
     if not wheels:
         return None, (f"{', '.join(missing)} not installed and no wheelhouse at {house}; run `make wheelhouse "
                       f"PYTHON_VERSION={platform.python_version_tuple()[0]}.{platform.python_version_tuple()[1]}` "
@@ -317,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.fashion_mnist:
         from pipeline.data.mnist import FILES
 
-        a.fashion_mnist = str(Path(a.fashion_mnist).resolve())    # step 6's runs work in copies elsewhere
+        a.fashion_mnist = str(Path(a.fashion_mnist).expanduser().resolve())    # step 6's runs work in copies elsewhere
         absent = [f for f in FILES if not (Path(a.fashion_mnist) / f).is_file()]
         if absent:
             print(f"error: FASHION_MNIST={a.fashion_mnist} lacks {', '.join(absent)}: give the folder that holds "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -69,16 +70,36 @@ def pack(folder: Path) -> Path:
     removed. Written under a temporary name first: an interrupted pack leaves the wheels as they were."""
     wheels = sorted(folder.glob("*.whl"))
     part = folder / (PACKED + ".part")
-    with tarfile.open(part, "w:xz", preset=9) as tar:
-        for wheel in wheels:
-            data = stored(wheel)
-            info = tarfile.TarInfo(wheel.name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
+    try:
+        with tarfile.open(part, "w:xz", preset=9) as tar:
+            for wheel in wheels:
+                data = stored(wheel)
+                info = tarfile.TarInfo(wheel.name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    except BaseException:
+        part.unlink(missing_ok=True)        # no half archive to travel with the bundle
+        raise
     part.replace(folder / PACKED)
     for wheel in wheels:
         wheel.unlink()
     return folder / PACKED
+
+
+def unpack(archive: Path, folder: Path) -> Path:
+    """pack's wheels, extracted once into `folder` (a second call finds them there)."""
+    if not folder.is_dir():
+        part = folder.with_name(folder.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        with tarfile.open(archive, "r:xz") as tar:
+            tar.extractall(part, filter="data")
+        part.rename(folder)
+    return folder
+
+
+def project(name: str) -> str:
+    """A distribution's name as a wheel's file name and a requirement line both reduce to."""
+    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 def main(argv: list[str] | None = None) -> int:

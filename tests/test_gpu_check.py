@@ -17,11 +17,11 @@ from tests.conftest import ROOT
 NEEDS = ("dvc", "mlflow", "papermill")
 
 
-def _env(tmp_path, block: bool) -> dict:
+def _env(tmp_path, block: bool, also: tuple[str, ...] = ()) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DLREPRO_", "DVC_", "PYTEST_"))}
     paths = [str(ROOT)]
     if block:                       # each package present only as one that refuses to import
-        for name in NEEDS:
+        for name in (*NEEDS, *also):
             (tmp_path / "blocked" / name).mkdir(parents=True)
             (tmp_path / "blocked" / name / "__init__.py").write_text(
                 f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
@@ -222,7 +222,8 @@ def test_a_packed_wheelhouse_keeps_every_wheel_s_files_and_gpu_check_installs_fr
 
     monkeypatch.setattr(gpu_check, "BUNDLE_LIMIT", archive.stat().st_size - 1)    # what travelled is counted
     env, why = gpu_check.wheelhouse_env(a, gpu_check.Budget(60), tmp_path / "other" / "6", ("housepkg_a",))
-    assert env is None and why == f"the wheelhouse at {house} is 0 MiB, over the 0 MiB bundle"
+    mib = archive.stat().st_size / 2**20
+    assert env is None and why == f"the wheelhouse at {house} is {mib:.1f} MiB, over the {mib:.1f} MiB bundle"
     monkeypatch.undo()
     archive.write_bytes(archive.read_bytes()[:200])                               # cut short in transit
     env, why = gpu_check.wheelhouse_env(a, gpu_check.Budget(60), tmp_path / "cut" / "6", ("housepkg_a",))
@@ -237,10 +238,39 @@ def test_a_fashion_mnist_folder_without_its_four_files_is_one_line_before_any_st
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"")
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
     out = tmp_path / "results"
-    done = subprocess.run(["make", "gpu-check", "DEVICE=cpu", "SCALE=smoke", "FASHION_MNIST=../" + os.path.relpath(folder, ROOT.parent),
-                           f"ARGS=--out {out}"], cwd=ROOT, env=_env(tmp_path, block=False), capture_output=True,
-                          text=True, timeout=120)
+    env = _env(tmp_path, block=True, also=("yaml", "tqdm"))     # as on a node before the wheelhouse
+    done = subprocess.run(["make", "gpu-check", "DEVICE=cpu", "SCALE=smoke",
+                           "FASHION_MNIST=../" + os.path.relpath(folder, ROOT.parent), f"ARGS=--out {out}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-2:-1] == [
         f"error: FASHION_MNIST={folder} lacks train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz: give the folder "
         "that holds Fashion-MNIST's four .gz files, or leave FASHION_MNIST out"]
     assert not out.exists()
+
+
+def test_the_page_says_how_long_installing_the_wheelhouse_took_only_when_it_did():
+    from benchmarks.gpu_check import markdown
+
+    report = {"machine": {"name": "node", "torch": "2.11.0", "cuda": "13.0", "python": "3.12.3"}, "device": "cuda",
+              "scale": "full", "budget": 540.0, "seconds": 84.2, "steps": []}
+    assert markdown(report).splitlines()[2] == "torch 2.11.0 (CUDA 13.0), Python 3.12.3; device cuda, scale full; " \
+        "84 s of a 540 s budget"
+    assert markdown({**report, "wheelhouse_seconds": 21.4}).splitlines()[2].endswith(
+        "84 s of a 540 s budget (21 s of it installing the wheelhouse before step 1)")
+
+
+def test_a_pack_that_fails_midway_leaves_the_wheels_and_no_partial_archive(tmp_path, monkeypatch):
+    from benchmarks import wheelhouse
+
+    wheels = [_wheel(tmp_path, "housepkg_a", "1.0", "X = 1\n"), _wheel(tmp_path, "housepkg_b", "1.0", "Y = 2\n")]
+    real = wheelhouse.stored
+
+    def second_fails(wheel):
+        if wheel.name.startswith("housepkg_b"):
+            raise OSError(28, "No space left on device")
+        return real(wheel)
+
+    monkeypatch.setattr(wheelhouse, "stored", second_fails)
+    with pytest.raises(OSError, match="No space left"):
+        wheelhouse.pack(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(w.name for w in wheels)

@@ -64,7 +64,7 @@ def uncompiled() -> dict[str, dict]:
 def test_compiled_training_learns_what_eager_training_learns(uncompiled):
     (compiled,), err = _train((True, "contiguous"))
     assert "training uncompiled" not in err          # this machine has a C++ compiler: it really compiled
-    assert "cpp_extension" not in err                # nor torch's CUDA_HOME warning, on a device that is no GPU
+    assert "No CUDA runtime is found" not in err     # nor torch's CUDA_HOME warning, on a machine without CUDA
     assert compiled["graphs"] >= 1 and uncompiled["eager"]["graphs"] == 0
     _close(compiled, uncompiled["eager"])
 

@@ -60,11 +60,23 @@ def compiled(model: nn.Module, device: torch.device) -> nn.Module:
     return torch.compile(model)
 
 
+def _no_cuda_runtime(record: logging.LogRecord) -> bool:
+    """False for torch's "No CUDA runtime is found, using CUDA_HOME=…": a CUDA build of torch says it
+    on a machine where CUDA is not available, when inductor loads its C++ toolchain; nothing here
+    builds CUDA extensions, so on a CPU it only tops every compiled run's log."""
+    return not record.getMessage().startswith("No CUDA runtime is found")
+
+
+def _quiet_no_cuda_runtime() -> None:
+    log = logging.getLogger("torch.utils.cpp_extension")
+    if _no_cuda_runtime not in log.filters:
+        log.addFilter(_no_cuda_runtime)
+
+
 def _probe(device: torch.device) -> str:
     """"" when a tiny function compiles and runs on `device`, else why not (once per device type)."""
     if device.type not in _probes:
-        if device.type != "cuda":        # a CUDA build of torch warns that it finds no CUDA runtime: not this device's
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        _quiet_no_cuda_runtime()
         try:
             probe = torch.compile(lambda x: torch.relu(x) * 2 + 1)
             ok = torch.equal(probe(torch.ones(4, device=device)).cpu(), torch.full((4,), 3.0))

@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from tqdm.auto import tqdm
-
 from pipeline.core.errors import DownloadError
 
 MIRROR_ENV = "DLREPRO_MIRROR"
@@ -150,6 +148,8 @@ class _TransferError(Exception):
 
 
 def _stream(url: str, part: Path, timeout: float, progress: bool | None) -> None:
+    from tqdm.auto import tqdm      # here, not at the top: the file names above import without it (gpu-check)
+
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "dlrepro/0.1"})
     if have and url.startswith("http"):
