@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 RUNS = {"emnist_throughput": ["--samples", "32", "--epochs", "1"],
         "fer_throughput": ["--samples", "16", "--epochs", "1"],
-        "distill_throughput": ["--samples", "8", "--epochs", "1"],
+        "distill_throughput": ["--samples", "2", "--epochs", "1"],
         "colourize_throughput": ["--samples", "16", "--epochs", "1"]}
 
 DRIVER = """
