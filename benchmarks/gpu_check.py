@@ -180,8 +180,7 @@ def wheelhouse_env(a, budget, tmp: Path, needs: tuple[str, ...] = NEEDS) -> tupl
         return env, ""
     house = Path(a.wheelhouse)
     listed = house / "requirements.txt"           # what `make wheelhouse` downloaded, for which Python
-    names = {project(re.split(r"[=<>; \[]", ln, maxsplit=1)[0])
-             for ln in (listed.read_text().splitlines() if listed.exists() else []) if ln.strip()}
+    names = {project(ln) for ln in (listed.read_text().splitlines() if listed.exists() else []) if ln.strip()}
     packed = house / PACKED
     brought = [packed] if packed.is_file() else sorted(house.glob("*.whl")) if house.is_dir() else []
     size = sum(w.stat().st_size for w in brought)  # what travelled, packed or not
@@ -191,7 +190,7 @@ def wheelhouse_env(a, budget, tmp: Path, needs: tuple[str, ...] = NEEDS) -> tupl
         loose = unpack(packed, tmp.parent / "wheels") if packed.is_file() else house
     except (OSError, EOFError, tarfile.TarError, lzma.LZMAError, TypeError) as e:    # TypeError: filter= before 3.11.4
         return None, f"the wheelhouse's {packed} cannot be unpacked ({e}); run `make wheelhouse` again and bring it"
-    wheels = sorted(w for w in loose.glob("*.whl") if project(w.name.split("-")[0]) in names) if loose.is_dir() else []
+    wheels = sorted(w for w in loose.glob("*.whl") if project(w.name) in names) if loose.is_dir() else []
     if not wheels:
         return None, (f"{', '.join(missing)} not installed and no wheelhouse at {house}; run `make wheelhouse "
                       f"PYTHON_VERSION={platform.python_version_tuple()[0]}.{platform.python_version_tuple()[1]}` "

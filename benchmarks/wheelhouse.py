@@ -41,10 +41,6 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
              "manylinux1_x86_64", "linux_x86_64")
 
 
-def _name(line: str) -> str:
-    return re.split(r"[=<>;\s\[]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
-
-
 def compile_set(packages: tuple[str, ...], python: str, folder: Path) -> dict[str, str]:
     """name -> pinned requirement line: `packages` resolved at the lock's versions for `python`."""
     req, out = folder / f"in-{len(packages)}.txt", folder / f"out-{len(packages)}.txt"
@@ -53,7 +49,7 @@ def compile_set(packages: tuple[str, ...], python: str, folder: Path) -> dict[st
     subprocess.run([str(uv), "pip", "compile", str(req), "--python-version", python, "--no-header", "--no-annotate",
                     "-q", "-c", str(ROOT / "requirements.lock"), "-o", str(out)], check=True)
     lines = [ln.split(";")[0].strip() for ln in out.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-    return {_name(ln): ln for ln in lines}
+    return {project(ln): ln for ln in lines}
 
 
 def stored(wheel: Path) -> bytes:
@@ -98,8 +94,11 @@ def unpack(archive: Path, folder: Path) -> Path:
 
 
 def project(name: str) -> str:
-    """A distribution's name as a wheel's file name and a requirement line both reduce to."""
-    return re.sub(r"[-_.]+", "_", name).lower()
+    """The distribution a requirement line (`ruamel.yaml==0.19.1; …`) or a wheel's file name
+    (`ruamel_yaml-0.19.1-py3-none-any.whl`) names, in one normal form: ruamel_yaml."""
+    name = name.strip()
+    bare = name.split("-")[0] if name.endswith(".whl") else re.split(r"[=<>!~;\s\[]", name, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "_", bare).lower()
 
 
 def main(argv: list[str] | None = None) -> int:

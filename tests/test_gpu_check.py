@@ -274,3 +274,17 @@ def test_a_pack_that_fails_midway_leaves_the_wheels_and_no_partial_archive(tmp_p
     with pytest.raises(OSError, match="No space left"):
         wheelhouse.pack(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(w.name for w in wheels)
+
+
+@pytest.mark.parametrize("requirement, wheel", [
+    ("ruamel.yaml==0.19.1 ; platform_python_implementation == 'CPython'", "ruamel_yaml-0.19.1-py3-none-any.whl"),
+    ("zc-lockfile==3.0.post1", "zc.lockfile-3.0.post1-py3-none-any.whl"),
+    ("typing-extensions==4.15.0", "typing_extensions-4.15.0-py3-none-any.whl"),
+    ("Jinja2==3.1.6", "jinja2-3.1.6-py3-none-any.whl"),
+    ("dvc[s3]==3.67.1", "dvc-3.67.1-py3-none-any.whl")])
+def test_a_requirement_and_its_wheel_name_the_same_distribution(requirement, wheel):
+    from benchmarks.wheelhouse import project
+
+    assert project(requirement) == project(wheel) == requirement.split("=")[0].split("[")[0].lower() \
+        .replace("-", "_").replace(".", "_")
+    assert project("typing-extensions==4.15.0") != project("typing==3.7")          # a hyphen is no cut
