@@ -148,7 +148,7 @@ class _TransferError(Exception):
 
 
 def _stream(url: str, part: Path, timeout: float, progress: bool | None) -> None:
-    from tqdm.auto import tqdm      # here, not at the top: the file names above import without it (gpu-check)
+    from tqdm.auto import tqdm      # here: gpu-check reads mnist.FILES on a node that has no tqdm yet
 
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": "dlrepro/0.1"})
